@@ -1,0 +1,56 @@
+"""llm_notebook: large language models as first-class citizens of Jupyter notebooks.
+
+Names are imported on first use, so `import llm_notebook` stays light (no pydantic, httpx,
+pillow or IPython until something needs them).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "errors": ("LLMNotebookError", "ModelError", "NeedsKeyException", "UnknownModelError",
+               "AsyncOnlyModelError", "OptionsError", "AttachmentError"),
+    "models": ("Model", "AsyncModel", "KeyModel", "AsyncKeyModel", "Options", "Conversation",
+               "AsyncConversation"),
+    "responses": ("Prompt", "Response", "AsyncResponse", "Usage"),
+    "attachments": ("Attachment",),
+    "plugins": ("hookimpl", "register", "get_model", "get_async_model", "get_models",
+                "get_async_models", "get_models_with_aliases", "set_alias", "remove_alias",
+                "get_default_model", "set_default_model"),
+    "keys": ("set_key", "delete_key", "stored_key_names"),
+    "log": ("logs",),
+    "settings": ("settings",),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE) + ["load_ipython_extension", "unload_ipython_extension"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llm_notebook' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext llm_notebook`: register the magics."""
+    from .notebook.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from .notebook.magics import unload_ipython_extension as unload
+
+    unload(ipython)

@@ -1,0 +1,120 @@
+"""The SQLite log of finished responses; a broken log warns once and never fails a prompt."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .paths import user_dir
+
+LOG_FILE = "logs.db"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    id TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    prompt TEXT,
+    system TEXT,
+    options TEXT,
+    text TEXT,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    usage_details TEXT,
+    duration_ms INTEGER,
+    datetime_utc TEXT,
+    conversation_id TEXT,
+    attachments TEXT
+);
+CREATE INDEX IF NOT EXISTS responses_datetime ON responses (datetime_utc);
+"""
+_COLUMNS = ("id", "model", "status", "error", "prompt", "system", "options", "text", "input_tokens",
+            "output_tokens", "usage_details", "duration_ms", "datetime_utc", "conversation_id",
+            "attachments")
+_JSON_COLUMNS = ("options", "usage_details", "attachments")
+_lock = threading.Lock()
+_warned: set[str] = set()
+
+
+class LogWarning(UserWarning):
+    """The log could not be written or read; the prompt itself went on."""
+
+
+def log_path() -> Path:
+    return user_dir() / LOG_FILE
+
+
+def _connect() -> sqlite3.Connection:
+    connection = sqlite3.connect(log_path(), timeout=0.5)
+    connection.executescript(_SCHEMA)
+    return connection
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, LogWarning, stacklevel=3)
+
+
+def record(response: Any) -> None:
+    """Write one finished (or failed, or interrupted) response; never raises."""
+    data = response.to_dict()
+    usage = data["usage"]
+    row = {
+        **{k: data[k] for k in ("id", "model", "status", "error", "prompt", "system", "text",
+                                "duration_ms", "datetime_utc", "conversation_id")},
+        "options": json.dumps(data["options"], default=str),
+        "input_tokens": usage["input"], "output_tokens": usage["output"],
+        "usage_details": json.dumps(usage["details"]) if usage["details"] else None,
+        "attachments": json.dumps([{k: a[k] for k in ("id", "type", "size")} for a in data["attachments"]]),
+    }
+    try:
+        with _lock:
+            connection = _connect()
+            try:
+                with connection:
+                    connection.execute(
+                        f"INSERT OR REPLACE INTO responses ({', '.join(_COLUMNS)}) "
+                        f"VALUES ({', '.join('?' for _ in _COLUMNS)})",
+                        [row[c] for c in _COLUMNS])
+            finally:
+                connection.close()
+    except sqlite3.Error as exc:
+        _warn_once(f"llm_notebook: could not write the log at {log_path()} ({exc}); "
+                   "the answer is unaffected. Turn logging off with llm_notebook.settings.log = False")
+
+
+def logs(n: int | None = 20, *, model: str | None = None, conversation_id: str | None = None,
+         status: str | None = None) -> list[dict[str, Any]]:
+    """The newest `n` logged responses (all with n=None), newest first, as dicts."""
+    where, params = [], []
+    for column, value in (("model", model), ("conversation_id", conversation_id), ("status", status)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    query = "SELECT * FROM responses" + (f" WHERE {' AND '.join(where)}" if where else "")
+    query += " ORDER BY datetime_utc DESC, id DESC"
+    if n is not None:
+        query += " LIMIT ?"
+        params.append(int(n))
+    if not log_path().exists():
+        return []
+    try:
+        connection = _connect()
+        try:
+            connection.row_factory = sqlite3.Row
+            rows = [dict(row) for row in connection.execute(query, params)]
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        _warn_once(f"llm_notebook: could not read the log at {log_path()} ({exc})")
+        return []
+    for row in rows:
+        for column in _JSON_COLUMNS:
+            if row[column]:
+                row[column] = json.loads(row[column])
+    return rows

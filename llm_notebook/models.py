@@ -1,0 +1,200 @@
+"""The plugin API: model base classes, options and conversations.
+
+A plugin subclasses `Model` (sync, `def execute`) and/or `AsyncModel` (`async def execute`),
+or their `KeyModel` variants whose execute() also receives the resolved `key`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .attachments import Attachment
+from .errors import AttachmentError, NeedsKeyException, OptionsError
+from .keys import resolve_key
+from .responses import AsyncResponse, Prompt, Response, Usage, new_id
+
+__all__ = [
+    "AsyncConversation", "AsyncKeyModel", "AsyncModel", "AsyncResponse", "Conversation",
+    "KeyModel", "Model", "Options", "Prompt", "Response", "Usage",
+]
+
+
+class Options(BaseModel):
+    """Base for a model's options; unknown options are rejected before any request."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+def _options_error(model_id: str, options_class: type[Options], exc: ValidationError) -> OptionsError:
+    known = ", ".join(sorted(options_class.model_fields)) or "none"
+    problems = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error.get("loc", ())) or "?"
+        if error.get("type") == "extra_forbidden":
+            problems.append(f"unknown option {name!r} (options of {model_id!r}: {known})")
+        else:
+            problems.append(f"option {name!r}: {error.get('msg')} (got {error.get('input')!r})")
+    return OptionsError(f"Invalid options for model {model_id!r}: " + "; ".join(problems))
+
+
+class _BaseModel:
+    """What sync and async models share: identity, validation, keys and conversations."""
+
+    model_id: str = ""
+    model_name: str | None = None
+    description: str | None = None
+    can_stream: bool = True
+    attachment_types: set[str] = set()
+    needs_key: str | None = None
+    key_env_var: str | None = None
+    key: str | None = None
+    _takes_key: ClassVar[bool] = False
+    _response_class: ClassVar[type] = Response
+    _conversation_class: ClassVar[type]
+
+    class Options(Options):
+        pass
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.model_id!r}>"
+
+    def __str__(self) -> str:
+        kind = "async " if isinstance(self, AsyncModel) else ""
+        return f"{kind}model {self.model_id}"
+
+    def validate_options(self, options: dict[str, Any]) -> Options:
+        """The model's Options built from `options`, or OptionsError naming the bad one."""
+        try:
+            return self.Options(**options)
+        except ValidationError as exc:
+            raise _options_error(self.model_id, self.Options, exc) from None
+
+    def validate_attachments(self, attachments: Iterable[Any] | None) -> list[Attachment]:
+        """Attachments as `Attachment`s, each of a type the model accepts."""
+        result = []
+        for item in attachments or ():
+            attachment = item if isinstance(item, Attachment) else Attachment.from_object(item)
+            kind = attachment.resolve_type()
+            if kind not in self.attachment_types:
+                accepted = ", ".join(sorted(self.attachment_types)) or "none"
+                raise AttachmentError(
+                    f"Model {self.model_id!r} does not accept attachments of type {kind}; "
+                    f"it accepts: {accepted}")
+            result.append(attachment)
+        return result
+
+    def get_key(self, explicit_key: str | None = None) -> str | None:
+        """The key to use: argument, `self.key`, stored key `needs_key`, then `key_env_var`."""
+        if not (self.needs_key or self.key_env_var):
+            return explicit_key
+        key = resolve_key(explicit=explicit_key, model_key=self.key, name=self.needs_key,
+                          env_var=self.key_env_var)
+        if key is None and self.needs_key:
+            raise NeedsKeyException(self._missing_key_message())
+        return key
+
+    def _missing_key_message(self) -> str:
+        ways = [f"pass key=... to prompt()",
+                f"store one with llm_notebook.set_key({self.needs_key!r}, ...) "
+                f"(in a notebook: %llm keys set {self.needs_key})"]
+        if self.key_env_var:
+            ways.append(f"set the {self.key_env_var} environment variable")
+        return f"Model {self.model_id!r} needs an API key: " + ", or ".join(ways)
+
+    def _make_response(self, prompt: str | None, *, attachments: Iterable[Any] | None,
+                       system: str | None, stream: bool, key: str | None,
+                       conversation: _BaseConversation | None, options: dict[str, Any]):
+        validated_options = self.validate_options(options)
+        checked = self.validate_attachments(attachments)
+        resolved_key = self.get_key(key)
+        return self._response_class(
+            Prompt(prompt, self, attachments=checked, system=system, options=validated_options),
+            self, stream=stream and self.can_stream, conversation=conversation, key=resolved_key)
+
+    def prompt(self, prompt: str | None = None, *, attachments: Iterable[Any] | None = None,
+               system: str | None = None, stream: bool = True, key: str | None = None,
+               **options: Any):
+        """Prepare a response; options, attachments and key are checked now, the model runs lazily."""
+        return self._make_response(prompt, attachments=attachments, system=system, stream=stream,
+                                   key=key, conversation=None, options=options)
+
+    def conversation(self, name: str | None = None):
+        """A new conversation: prompts through it see the earlier turns."""
+        return self._conversation_class(model=self, name=name)
+
+
+class Model(_BaseModel):
+    """A sync model: implement `execute(self, prompt, stream, response, conversation)` yielding text."""
+
+    def execute(self, prompt: Prompt, stream: bool, response: Response,
+                conversation: Conversation | None):
+        raise NotImplementedError(f"{type(self).__name__} must implement execute()")
+
+
+class KeyModel(Model):
+    """A sync model whose execute() also receives the resolved `key`."""
+
+    _takes_key = True
+
+    def execute(self, prompt: Prompt, stream: bool, response: Response,
+                conversation: Conversation | None, key: str | None):
+        raise NotImplementedError(f"{type(self).__name__} must implement execute()")
+
+
+class AsyncModel(_BaseModel):
+    """An async model: implement `async def execute(...)` as an async generator of text."""
+
+    _response_class = AsyncResponse
+
+    async def execute(self, prompt: Prompt, stream: bool, response: AsyncResponse,
+                      conversation: AsyncConversation | None):
+        raise NotImplementedError(f"{type(self).__name__} must implement execute()")
+        yield ""  # pragma: no cover - makes this an async generator
+
+
+class AsyncKeyModel(AsyncModel):
+    """An async model whose execute() also receives the resolved `key`."""
+
+    _takes_key = True
+
+    async def execute(self, prompt: Prompt, stream: bool, response: AsyncResponse,
+                      conversation: AsyncConversation | None, key: str | None):
+        raise NotImplementedError(f"{type(self).__name__} must implement execute()")
+        yield ""  # pragma: no cover - makes this an async generator
+
+
+@dataclass
+class _BaseConversation:
+    """Earlier turns of one exchange; finished responses are appended to `responses`."""
+
+    model: _BaseModel
+    name: str | None = None
+    id: str = field(default_factory=new_id)
+    responses: list = field(default_factory=list)
+
+    def prompt(self, prompt: str | None = None, *, attachments: Iterable[Any] | None = None,
+               system: str | None = None, stream: bool = True, key: str | None = None,
+               **options: Any):
+        return self.model._make_response(prompt, attachments=attachments, system=system,
+                                         stream=stream, key=key, conversation=self,
+                                         options=options)
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} {self.id} model={self.model.model_id!r} "
+                f"turns={len(self.responses)}>")
+
+
+class Conversation(_BaseConversation):
+    """A conversation with a sync model."""
+
+
+class AsyncConversation(_BaseConversation):
+    """A conversation with an async model."""
+
+
+Model._conversation_class = Conversation
+AsyncModel._conversation_class = AsyncConversation

@@ -1,0 +1,289 @@
+"""The model registry: pluggy hooks, entry-point plugins, run-time registration and aliases."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import json
+import os
+import threading
+import warnings
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+import pluggy
+
+from .errors import AsyncOnlyModelError, UnknownModelError
+from .paths import user_dir, write_private
+
+PROJECT = "llm_notebook"
+ENTRY_POINT_GROUP = "llm_notebook"
+LOAD_PLUGINS_ENV = "LLM_NOTEBOOK_LOAD_PLUGINS"
+DEFAULT_PLUGINS = ("llm_notebook.default_plugins.offline",)
+FALLBACK_DEFAULT_MODEL = "echo"
+ALIASES_FILE = "aliases.json"
+DEFAULT_MODEL_FILE = "default_model.txt"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class _HookSpecs:
+    @hookspec
+    def register_models(self, register):
+        """Call `register(model, async_model=None, aliases=())` for each model the plugin adds."""
+
+
+class PluginWarning(UserWarning):
+    """A plugin failed to load or to register its models; the others still work."""
+
+
+@dataclass
+class ModelWithAliases:
+    """One registry entry: the sync and/or async model of an id, and its aliases."""
+
+    model: Any
+    async_model: Any
+    aliases: list[str] = field(default_factory=list)
+
+    @property
+    def model_id(self) -> str:
+        return (self.model or self.async_model).model_id
+
+    def any_model(self):
+        return self.model or self.async_model
+
+
+def _normalize_dist(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
+class Registry:
+    """Plugins load once, lazily, on the first lookup; run-time `register()` wins over them."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm.add_hookspecs(_HookSpecs)
+        self._entries: dict[str, ModelWithAliases] = {}
+        self._plugin_aliases: dict[str, str] = {}
+        self._loaded = False
+        self._lock = threading.RLock()
+        self.failed_plugins: dict[str, str] = {}
+
+    # -- loading -------------------------------------------------------------------------
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        with self._lock:
+            if self._loaded:
+                return
+            for module_name in DEFAULT_PLUGINS:
+                self._register_plugin(module_name, lambda m=module_name: importlib.import_module(m))
+            for entry_point in self._selected_entry_points():
+                name = entry_point.dist.name if entry_point.dist else entry_point.name
+                self._register_plugin(name, entry_point.load)
+            self._call_register_models()
+            self._loaded = True
+
+    def _selected_entry_points(self):
+        wanted = os.environ.get(LOAD_PLUGINS_ENV)
+        found = entry_points(group=ENTRY_POINT_GROUP)
+        if wanted is None:
+            return list(found)
+        names = {_normalize_dist(n) for n in wanted.split(",") if n.strip()}
+        return [ep for ep in found if ep.dist and _normalize_dist(ep.dist.name) in names]
+
+    def _register_plugin(self, name: str, load) -> None:
+        try:
+            plugin = load()
+            if self.pm.get_plugin(name) is None:
+                self.pm.register(plugin, name=name)
+        except Exception as exc:  # a broken plugin must not break the others
+            self._report(name, "failed to load", exc)
+
+    def _report(self, name: str, what: str, exc: BaseException) -> None:
+        self.failed_plugins[name] = f"{type(exc).__name__}: {exc}"
+        warnings.warn(f"llm_notebook plugin {name!r} {what}: {type(exc).__name__}: {exc}",
+                      PluginWarning, stacklevel=4)
+
+    def _call_register_models(self) -> None:
+        for impl in self.pm.hook.register_models.get_hookimpls():
+            try:
+                impl.function(register=self._register_from_plugin)
+            except Exception as exc:
+                self._report(impl.plugin_name, "failed to register its models", exc)
+
+    def register_plugin(self, plugin: Any, name: str | None = None) -> None:
+        """Add a plugin object (module or class instance with hookimpls) at run time."""
+        self._ensure_loaded()
+        name = self.pm.register(plugin, name=name)
+        for impl in self.pm.hook.register_models.get_hookimpls():
+            if impl.plugin_name == name:
+                impl.function(register=self._register_from_plugin)
+
+    # -- registration ---------------------------------------------------------------------
+    def _store(self, model, async_model, aliases) -> ModelWithAliases:
+        if model is None and async_model is None:
+            raise ValueError("register() needs a model, an async model, or both")
+        model_id = (model or async_model).model_id
+        if not model_id:
+            raise ValueError(f"{type(model or async_model).__name__} has no model_id")
+        entry = ModelWithAliases(model, async_model, list(aliases or ()))
+        self._entries[model_id] = entry
+        for alias in entry.aliases:
+            self._plugin_aliases[alias] = model_id
+        return entry
+
+    def _register_from_plugin(self, model, async_model=None, aliases=()):
+        self._store(model, async_model, aliases)
+
+    def register(self, model, async_model=None, aliases=()) -> ModelWithAliases:
+        """Register at run time (e.g. from a notebook cell); an id registered again is replaced."""
+        self._ensure_loaded()
+        with self._lock:
+            return self._store(model, async_model, aliases)
+
+    def unregister(self, model_id: str) -> None:
+        self._ensure_loaded()
+        self._entries.pop(model_id, None)
+        for alias in [a for a, target in self._plugin_aliases.items() if target == model_id]:
+            del self._plugin_aliases[alias]
+
+    # -- aliases and default ---------------------------------------------------------------
+    def user_aliases(self) -> dict[str, str]:
+        path = user_dir() / ALIASES_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        except (OSError, ValueError):
+            return {}
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def set_alias(self, alias: str, model_id: str) -> None:
+        """Store `alias` for `model_id` in the user aliases file (it may name another alias)."""
+        target = self.resolve(model_id)
+        aliases = self.user_aliases()
+        aliases[alias] = target
+        write_private(user_dir() / ALIASES_FILE, json.dumps(aliases, indent=2))
+
+    def remove_alias(self, alias: str) -> bool:
+        aliases = self.user_aliases()
+        if aliases.pop(alias, None) is None:
+            return False
+        write_private(user_dir() / ALIASES_FILE, json.dumps(aliases, indent=2))
+        return True
+
+    def aliases(self) -> dict[str, str]:
+        """Every alias and the id it names; user aliases override plugin ones."""
+        self._ensure_loaded()
+        return {**self._plugin_aliases, **self.user_aliases()}
+
+    def get_default_model(self) -> str:
+        path = user_dir() / DEFAULT_MODEL_FILE
+        stored = path.read_text(encoding="utf-8").strip() if path.exists() else ""
+        return stored or FALLBACK_DEFAULT_MODEL
+
+    def set_default_model(self, name: str | None) -> None:
+        """Store the default model (checked to exist); None resets to the built-in default."""
+        path = user_dir() / DEFAULT_MODEL_FILE
+        if name is None:
+            path.unlink(missing_ok=True)
+            return
+        self.resolve(name)
+        write_private(path, name)
+
+    # -- lookup -----------------------------------------------------------------------------
+    def resolve(self, name: str | None) -> str:
+        """The model id that `name` (an id or alias; None = default) refers to."""
+        self._ensure_loaded()
+        name = name or self.get_default_model()
+        if name in self._entries:
+            return name
+        target = self.aliases().get(name)
+        if target in self._entries:
+            return target
+        raise UnknownModelError(self._unknown_message(name))
+
+    def _unknown_message(self, name: str) -> str:
+        known = list(self._entries) + list(self.aliases())
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        return (f"Unknown model {name!r}.{hint} "
+                "List the models with llm_notebook.get_models() (in a notebook: %llm models)")
+
+    def entry(self, name: str | None) -> ModelWithAliases:
+        return self._entries[self.resolve(name)]
+
+    def get_model(self, name: str | None = None):
+        entry = self.entry(name)
+        if entry.model is None:
+            raise AsyncOnlyModelError(
+                f"Model {entry.model_id!r} is async-only: use llm_notebook.get_async_model"
+                f"({entry.model_id!r}) and await its responses")
+        return entry.model
+
+    def get_async_model(self, name: str | None = None):
+        entry = self.entry(name)
+        if entry.async_model is None:
+            raise AsyncOnlyModelError(
+                f"Model {entry.model_id!r} has no async version: use llm_notebook.get_model"
+                f"({entry.model_id!r})")
+        return entry.async_model
+
+    def entries(self) -> list[ModelWithAliases]:
+        self._ensure_loaded()
+        aliases = self.aliases()
+        result = []
+        for model_id, entry in self._entries.items():
+            names = sorted(a for a, target in aliases.items() if target == model_id)
+            result.append(ModelWithAliases(entry.model, entry.async_model, names))
+        return result
+
+
+registry = Registry()
+
+
+def register(model, async_model=None, aliases=()):
+    """Register a model (and/or its async twin) under its model_id, with optional aliases."""
+    return registry.register(model, async_model, aliases)
+
+
+def get_model(name: str | None = None):
+    """The sync model named `name` (id or alias), or the default model."""
+    return registry.get_model(name)
+
+
+def get_async_model(name: str | None = None):
+    """The async model named `name` (id or alias), or the default model."""
+    return registry.get_async_model(name)
+
+
+def get_models() -> list:
+    """Every registered sync model."""
+    return [e.model for e in registry.entries() if e.model is not None]
+
+
+def get_async_models() -> list:
+    """Every registered async model."""
+    return [e.async_model for e in registry.entries() if e.async_model is not None]
+
+
+def get_models_with_aliases() -> list[ModelWithAliases]:
+    """Every registry entry with its sync model, async model and aliases."""
+    return registry.entries()
+
+
+def set_alias(alias: str, model_id: str) -> None:
+    registry.set_alias(alias, model_id)
+
+
+def remove_alias(alias: str) -> bool:
+    return registry.remove_alias(alias)
+
+
+def get_default_model() -> str:
+    return registry.get_default_model()
+
+
+def set_default_model(name: str | None) -> None:
+    registry.set_default_model(name)

@@ -1,0 +1,312 @@
+"""Prompts and the responses that stream back from a model's execute()."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import LLMNotebookError, ModelError
+
+if TYPE_CHECKING:
+    from .attachments import Attachment
+    from .models import _BaseConversation, _BaseModel
+
+PENDING, RUNNING, DONE, INTERRUPTED, FAILED = "pending", "running", "done", "interrupted", "error"
+
+
+def new_id() -> str:
+    """A time-ordered unique id (milliseconds, then randomness), like a ULID in hex."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(8)}"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts of one response; `details` holds extra counts such as cached tokens."""
+
+    input: int | None = None
+    output: int | None = None
+    details: dict[str, Any] | None = None
+
+
+@dataclass
+class Prompt:
+    """What execute() receives: `.prompt` is None for an attachments-only prompt."""
+
+    prompt: str | None
+    model: _BaseModel
+    attachments: list[Attachment] = field(default_factory=list)
+    system: str | None = None
+    options: Any = None
+
+    def __post_init__(self) -> None:
+        if self.options is None:
+            self.options = self.model.Options()
+
+
+def redact(text: str, secret: str | None) -> str:
+    """`text` with `secret` replaced, so a key echoed by a server never reaches the user."""
+    return text.replace(secret, "***") if secret and len(secret) >= 4 else text
+
+
+class _BaseResponse:
+    """State shared by sync and async responses: chunks, usage, timing, status and logging."""
+
+    def __init__(self, prompt: Prompt, model: _BaseModel, stream: bool,
+                 conversation: _BaseConversation | None = None, key: str | None = None) -> None:
+        from .settings import settings
+
+        self.id = new_id()
+        self.prompt = prompt
+        self.model = model
+        self.stream = stream
+        self.conversation = conversation
+        self._key = key
+        self.response_json: Any = None
+        self.status = PENDING
+        self.error: str | None = None
+        self.log_enabled = settings.log
+        self._chunks: list[str] = []
+        self._usage = Usage()
+        self._start: float | None = None
+        self._end: float | None = None
+        self._start_utc: _dt.datetime | None = None
+
+    @property
+    def attachments(self) -> list[Attachment]:
+        return self.prompt.attachments
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (DONE, INTERRUPTED, FAILED)
+
+    def set_usage(self, *, input: int | None = None, output: int | None = None,
+                  details: dict[str, Any] | None = None) -> None:
+        """Record token usage; plugins call it at the end of execute()."""
+        self._usage = Usage(input=input, output=output, details=details or None)
+
+    def _execute_kwargs(self) -> dict[str, Any]:
+        kwargs = {"prompt": self.prompt, "stream": self.stream, "response": self,
+                  "conversation": self.conversation}
+        if self.model._takes_key:
+            kwargs["key"] = self._key
+        return kwargs
+
+    def _begin(self) -> None:
+        self.status = RUNNING
+        self._start = time.monotonic()
+        self._start_utc = _dt.datetime.now(_dt.timezone.utc)
+
+    def _add_chunk(self, chunk: Any) -> str | None:
+        if chunk is None:
+            return None
+        text = chunk if isinstance(chunk, str) else str(chunk)
+        if text:
+            self._chunks.append(text)
+            return text
+        return None
+
+    def _fail(self, exc: BaseException) -> BaseException:
+        """Finish as failed or interrupted; returns the exception the caller should see."""
+        if not isinstance(exc, Exception):
+            self._finish(INTERRUPTED, f"interrupted ({type(exc).__name__})")
+            return exc
+        message = redact(str(exc), self._key)
+        if isinstance(exc, LLMNotebookError):
+            self._finish(FAILED, message)
+            if message != str(exc):
+                return type(exc)(message)
+            return exc
+        wrapped = ModelError(f"Model {self.model.model_id!r} failed: {type(exc).__name__}: {message}")
+        self._finish(FAILED, str(wrapped))
+        return wrapped
+
+    def _finish(self, status: str, error: str | None = None) -> None:
+        self._end = time.monotonic()
+        self.status = status
+        self.error = error
+        if status == DONE and self.conversation is not None:
+            self.conversation.responses.append(self)
+        if self.log_enabled:
+            from . import log
+
+            log.record(self)
+
+    def _text_so_far(self) -> str:
+        return "".join(self._chunks)
+
+    def _duration(self) -> int:
+        if self._start is None:
+            return 0
+        end = self._end if self._end is not None else time.monotonic()
+        return int((end - self._start) * 1000)
+
+    def _datetime(self) -> str:
+        return self._start_utc.isoformat() if self._start_utc else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Provenance of a finished response (no key, no attachment bytes)."""
+        usage = self._usage
+        return {
+            "id": self.id, "model": self.model.model_id, "status": self.status, "error": self.error,
+            "prompt": self.prompt.prompt, "system": self.prompt.system,
+            "options": self.prompt.options.model_dump(exclude_unset=True),
+            "attachments": [a.metadata() for a in self.attachments],
+            "text": self._text_so_far(),
+            "usage": {"input": usage.input, "output": usage.output, "details": usage.details},
+            "duration_ms": self._duration(), "datetime_utc": self._datetime(),
+            "conversation_id": self.conversation.id if self.conversation else None,
+        }
+
+    def __repr__(self) -> str:
+        text = self._text_so_far()
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        return f"<{type(self).__name__} model={self.model.model_id!r} status={self.status!r} text={shown!r}>"
+
+
+class Response(_BaseResponse):
+    """A sync response: runs the model when first iterated, then replays what it kept."""
+
+    def __iter__(self) -> Iterator[str]:
+        if self.status != PENDING:
+            yield from list(self._chunks)
+            return
+        self._begin()
+        chunks = None
+        try:
+            chunks = self.model.execute(**self._execute_kwargs())
+            for chunk in ([chunks] if isinstance(chunks, str) else chunks):
+                text = self._add_chunk(chunk)
+                if text is not None:
+                    yield text
+        except GeneratorExit:
+            self._finish(INTERRUPTED, "stopped before the end")
+            raise
+        except BaseException as exc:
+            error = self._fail(exc)
+            if error is exc:
+                raise
+            raise error from exc
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        self._finish(DONE)
+
+    def _force(self) -> None:
+        if self.status == PENDING:
+            for _ in self:
+                pass
+
+    def text(self) -> str:
+        self._force()
+        return self._text_so_far()
+
+    def text_or_raise(self) -> str:
+        return self.text()
+
+    def usage(self) -> Usage:
+        self._force()
+        return self._usage
+
+    def duration_ms(self) -> int:
+        self._force()
+        return self._duration()
+
+    def datetime_utc(self) -> str:
+        self._force()
+        return self._datetime()
+
+    def json(self) -> Any:
+        """The raw provider JSON a plugin stored in `response.response_json`, if any."""
+        self._force()
+        return self.response_json
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def _repr_markdown_(self) -> str:
+        from .markdown import safe_markdown
+
+        return safe_markdown(self.text())
+
+
+class AsyncResponse(_BaseResponse):
+    """An async response: `await` it or `async for` over it; it runs the model once."""
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        if self.status != PENDING:
+            return _replay(list(self._chunks))
+        return self._run()
+
+    async def _run(self) -> AsyncIterator[str]:
+        self._begin()
+        chunks = None
+        try:
+            chunks = self.model.execute(**self._execute_kwargs())
+            async for chunk in chunks:
+                text = self._add_chunk(chunk)
+                if text is not None:
+                    yield text
+        except GeneratorExit:
+            self._finish(INTERRUPTED, "stopped before the end")
+            raise
+        except BaseException as exc:
+            error = self._fail(exc)
+            if error is exc:
+                raise
+            raise error from exc
+        finally:
+            if hasattr(chunks, "aclose"):
+                await chunks.aclose()
+        self._finish(DONE)
+
+    async def _force(self) -> AsyncResponse:
+        if self.status == PENDING:
+            async for _ in self:
+                pass
+        return self
+
+    def __await__(self):
+        return self._force().__await__()
+
+    async def text(self) -> str:
+        await self._force()
+        return self._text_so_far()
+
+    def text_or_raise(self) -> str:
+        """The text if the response has finished, else ValueError (it would need an await)."""
+        if not self.finished:
+            raise ValueError(f"Response {self.id} has not finished: await it before reading its text")
+        return self._text_so_far()
+
+    async def usage(self) -> Usage:
+        await self._force()
+        return self._usage
+
+    async def duration_ms(self) -> int:
+        await self._force()
+        return self._duration()
+
+    async def datetime_utc(self) -> str:
+        await self._force()
+        return self._datetime()
+
+    async def json(self) -> Any:
+        await self._force()
+        return self.response_json
+
+    def __str__(self) -> str:
+        return self._text_so_far()
+
+    def _repr_markdown_(self) -> str:
+        from .markdown import safe_markdown
+
+        return safe_markdown(self._text_so_far(), partial=not self.finished)
+
+
+async def _replay(chunks: list[str]) -> AsyncIterator[str]:
+    for chunk in chunks:
+        yield chunk

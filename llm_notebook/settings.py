@@ -1,0 +1,30 @@
+"""Process-wide settings, changed by assignment (`llm_notebook.settings.log = False`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() not in {"0", "false", "no", "off"}
+
+
+@dataclass
+class Settings:
+    """Knobs a user may turn; the notebook magics mirror them as traitlets."""
+
+    #: Longest image edge in pixels; larger images are downscaled before sending. None = never.
+    max_image_edge: int | None = 2048
+    #: Write every finished response to the SQLite log (env: LLM_NOTEBOOK_LOG=0 turns it off).
+    log: bool = _env_flag("LLM_NOTEBOOK_LOG", True)
+    #: Seconds to wait for an HTTP connection to open.
+    connect_timeout: float = 10.0
+    #: Seconds to wait between two pieces of an HTTP answer.
+    read_timeout: float = 300.0
+
+
+settings = Settings()

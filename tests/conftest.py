@@ -1,0 +1,13 @@
+import pytest
+
+pytest_plugins = ["tests.support.llama_server"]
+
+
+@pytest.fixture(autouse=True)
+def user_dir(tmp_path, monkeypatch):
+    """Every test gets its own user directory (keys, aliases, default model, log)."""
+    path = tmp_path / "user"
+    monkeypatch.setenv("LLM_NOTEBOOK_USER_PATH", str(path))
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "LLM_NOTEBOOK_LOAD_PLUGINS"):
+        monkeypatch.delenv(name, raising=False)
+    return path
