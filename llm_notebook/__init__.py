@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .settings import settings  # light; bound here so the submodule never shadows the object
+
 __version__ = "0.1.0"
 
 _EXPORTS = {
@@ -23,11 +25,10 @@ _EXPORTS = {
                 "get_default_model", "set_default_model"),
     "keys": ("set_key", "delete_key", "stored_key_names"),
     "log": ("logs",),
-    "settings": ("settings",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = sorted(_WHERE) + ["load_ipython_extension", "unload_ipython_extension"]
+__all__ = sorted(_WHERE) + ["settings", "load_ipython_extension", "unload_ipython_extension"]
 
 
 def __getattr__(name: str) -> Any:
