@@ -130,6 +130,7 @@ class Registry:
         if not model_id:
             raise ValueError(f"{type(model or async_model).__name__} has no model_id")
         entry = ModelWithAliases(model, async_model, list(aliases or ()))
+        self._forget_aliases(model_id)
         self._entries[model_id] = entry
         for alias in entry.aliases:
             self._plugin_aliases[alias] = model_id
@@ -146,7 +147,11 @@ class Registry:
 
     def unregister(self, model_id: str) -> None:
         self._ensure_loaded()
-        self._entries.pop(model_id, None)
+        with self._lock:
+            self._entries.pop(model_id, None)
+            self._forget_aliases(model_id)
+
+    def _forget_aliases(self, model_id: str) -> None:
         for alias in [a for a, target in self._plugin_aliases.items() if target == model_id]:
             del self._plugin_aliases[alias]
 

@@ -104,3 +104,11 @@ def test_default_model_is_stored_in_user_dir(user_dir):
 def test_register_without_any_model_is_a_clear_error():
     with pytest.raises(ValueError, match="register\\(\\) needs a model"):
         llm_notebook.register(None)
+
+
+def test_registering_again_replaces_the_aliases_too():
+    llm_notebook.register(Upper(), aliases=("old-name",))
+    llm_notebook.register(Upper(), aliases=("new-name",))
+    assert llm_notebook.get_model("new-name").model_id == "upper"
+    with pytest.raises(llm_notebook.UnknownModelError):
+        llm_notebook.get_model("old-name")
