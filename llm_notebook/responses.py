@@ -135,6 +135,11 @@ class _BaseResponse:
 
             log.record(self)
 
+    def _check_not_running(self) -> None:
+        if self.status == RUNNING:
+            raise RuntimeError(f"Response {self.id} is still streaming: read it where it was started, "
+                               "or wait until it has finished")
+
     def _text_so_far(self) -> str:
         return "".join(self._chunks)
 
@@ -172,6 +177,7 @@ class Response(_BaseResponse):
 
     def __iter__(self) -> Iterator[str]:
         if self.status != PENDING:
+            self._check_not_running()
             yield from list(self._chunks)
             return
         self._begin()
@@ -238,6 +244,7 @@ class AsyncResponse(_BaseResponse):
 
     def __aiter__(self) -> AsyncIterator[str]:
         if self.status != PENDING:
+            self._check_not_running()
             return _replay(list(self._chunks))
         return self._run()
 
