@@ -1,0 +1,340 @@
+"""The background event loop that runs async models for sync callers.
+
+One daemon thread owns one event loop for the life of the process (the pattern fsspec and
+jupyter_core use). Sync code (the magics, the widgets, `map`) hands it coroutines and waits on
+the result, so nothing patches asyncio and the kernel's own loop is never re-entered.
+
+- `run(coro)`: run a coroutine and wait for its result.
+- `iterate(response)`: the chunks of any response, in the calling thread, as they arrive.
+- `iterate_many(responses)`: `(index, chunk)` pairs of several responses streaming at once.
+- `start(response, on_chunk=None)`: stream a response in the background; returns a `Handle`.
+- `submit(coro)`: run any coroutine in the background; returns a `Handle`.
+- `stream(response)`: the chunks of any response as an async iterator on the current loop
+  (a sync model runs in a worker thread, so none waits for another).
+- `wait_all()`: wait for every background `Handle` still running.
+
+A KeyboardInterrupt (a kernel interrupt) in a thread waiting on the runner cancels the work it
+waits for: the model's stream is closed, its response keeps the partial text and its status
+becomes "interrupted", then the KeyboardInterrupt goes on up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from typing import Any, TypeVar
+
+from .responses import AsyncResponse, Response
+
+__all__ = ["Handle", "get_loop", "iterate", "iterate_many", "run", "start", "stream", "submit",
+           "wait_all"]
+
+T = TypeVar("T")
+
+#: Seconds a cancelled piece of work gets to wind down (close its stream, record its status)
+#: before the interrupted caller stops waiting for it. A sync model blocked inside one chunk
+#: cannot be stopped sooner; it stops at its next chunk.
+CANCEL_GRACE = 2.0
+
+_END = object()
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
+_pid: int | None = None
+_running: set[Handle] = set()
+
+
+def get_loop() -> asyncio.AbstractEventLoop:
+    """The runner's event loop, started on first use in a daemon thread (again after a fork)."""
+    global _loop, _thread, _pid
+    with _lock:
+        if _loop is None or _pid != os.getpid() or not _thread.is_alive():
+            _loop = asyncio.new_event_loop()
+            _thread = threading.Thread(target=_loop.run_forever, name="llm_notebook-runner",
+                                       daemon=True)
+            _pid = os.getpid()
+            _running.clear()
+            _thread.start()
+        return _loop
+
+
+def _on_runner_thread() -> bool:
+    return _thread is not None and threading.current_thread() is _thread
+
+
+class Handle:
+    """Work running on the runner loop: `.done()`, `.cancel()`, `.result()`, or `await handle`.
+
+    `await handle` works from any other event loop (such as the kernel's, with top-level await).
+    `response` is the response being streamed, for handles made by `start()`. Background
+    handles (from `submit()` and `start()`) are the ones `wait_all()` waits for.
+    """
+
+    def __init__(self, coro: Coroutine[Any, Any, T], *, response: Any = None,
+                 background: bool = True) -> None:
+        self.response = response
+        self._future: concurrent.futures.Future = concurrent.futures.Future()
+        self._task: asyncio.Task | None = None
+        self._cancel_requested = False
+        self._loop = get_loop()
+        if background:
+            with _lock:
+                _running.add(self)
+        self._loop.call_soon_threadsafe(self._begin, coro)
+
+    # -- on the runner loop --------------------------------------------------------------
+    def _begin(self, coro: Coroutine) -> None:
+        if self._cancel_requested:
+            coro.close()
+            self._settle(None)
+            return
+        self._task = self._loop.create_task(coro)
+        self._task.add_done_callback(self._settle)
+
+    def _settle(self, task: asyncio.Task | None) -> None:
+        with _lock:
+            _running.discard(self)
+        if task is None or task.cancelled():
+            self._future.cancel()
+        elif task.exception() is not None:
+            self._future.set_exception(task.exception())
+        else:
+            self._future.set_result(task.result())
+
+    def _cancel_on_loop(self) -> None:
+        self._cancel_requested = True
+        if self._task is not None:
+            self._task.cancel()
+
+    # -- from any thread -----------------------------------------------------------------
+    def done(self) -> bool:
+        return self._future.done()
+
+    def cancelled(self) -> bool:
+        return self._future.cancelled()
+
+    def cancel(self) -> bool:
+        """Ask the work to stop; False if it had already finished. Partial answers are kept."""
+        if self._future.done():
+            return False
+        self._loop.call_soon_threadsafe(self._cancel_on_loop)
+        return True
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the result (or raise the work's error); an interrupt while waiting cancels it."""
+        if _on_runner_thread():
+            raise RuntimeError("Handle.result() would block the runner's own loop: "
+                               "use `await handle` there instead")
+        try:
+            return self._future.result(timeout)
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Cancel and wait (at most CANCEL_GRACE seconds) for the work to wind down."""
+        if self.cancel():
+            concurrent.futures.wait([self._future], timeout=CANCEL_GRACE)
+
+    def add_done_callback(self, callback: Callable[[Handle], Any]) -> None:
+        """Call `callback(handle)` once finished (on the runner thread, or at once if done)."""
+        self._future.add_done_callback(lambda _: callback(self))
+
+    def __await__(self):
+        return self._wait().__await__()
+
+    async def _wait(self) -> Any:
+        try:
+            return await asyncio.shield(asyncio.wrap_future(self._future))
+        except asyncio.CancelledError:
+            if not self._future.done():  # the awaiting task was cancelled, not the work
+                self.cancel()
+            raise
+
+    def __repr__(self) -> str:
+        if not self.done():
+            state = "running"
+        elif self.cancelled():
+            state = "cancelled"
+        elif self._future.exception() is not None:
+            state = f"failed: {self._future.exception()}"
+        else:
+            state = "done"
+        about = f" {self.response!r}" if self.response is not None else ""
+        return f"<Handle {state}{about}>"
+
+
+def submit(coro: Coroutine[Any, Any, T]) -> Handle:
+    """Start `coro` on the runner loop and return at once."""
+    return Handle(coro)
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    """Run `coro` on the runner loop and wait for its result; an interrupt cancels it."""
+    if _on_runner_thread():
+        coro.close()
+        raise RuntimeError("runner.run() was called on the runner's own loop: await the "
+                           "coroutine instead")
+    handle = Handle(coro, background=False)
+    try:
+        return handle.result(timeout)
+    except concurrent.futures.TimeoutError:
+        handle.stop()
+        raise TimeoutError(f"gave up after {timeout} seconds; the work was cancelled") from None
+
+
+def stream(response: Response | AsyncResponse) -> AsyncIterator[str]:
+    """The chunks of any response on the running loop; a sync one runs in a worker thread."""
+    if isinstance(response, AsyncResponse):
+        return response.__aiter__()
+    return _chunks_from_thread(response)
+
+
+async def _chunks_from_thread(response: Response) -> AsyncIterator[str]:
+    """A sync response iterated in its own thread; its chunks are handed over to this loop.
+
+    Cancelling asks the thread to stop at its next chunk (closing the model's generator, which
+    marks the response interrupted) and waits for that, at most CANCEL_GRACE seconds.
+    """
+    loop = asyncio.get_running_loop()
+    items: asyncio.Queue = asyncio.Queue()
+    stop = threading.Event()
+
+    def hand_over(item: Any, error: BaseException | None = None) -> None:
+        try:
+            loop.call_soon_threadsafe(items.put_nowait, (item, error))
+        except RuntimeError:  # the loop has closed: nobody is listening any more
+            stop.set()
+
+    def work() -> None:
+        chunks = iter(response)
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    break
+                hand_over(chunk)
+        except BaseException as exc:
+            hand_over(_END, exc)
+            return
+        finally:
+            chunks.close()
+        hand_over(_END)
+
+    threading.Thread(target=work, name=f"llm_notebook-{response.model.model_id}",
+                     daemon=True).start()
+    ended = False
+    try:
+        while True:
+            item, error = await items.get()
+            if item is _END:
+                ended = True
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        if not ended:
+            stop.set()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(_until_end(items), CANCEL_GRACE)
+
+
+async def _until_end(items: asyncio.Queue) -> None:
+    while (await items.get())[0] is not _END:
+        pass
+
+
+async def _consume(response: Response | AsyncResponse,
+                   on_chunk: Callable[[str], Any] | None = None) -> None:
+    async with contextlib.aclosing(stream(response)) as chunks:
+        async for chunk in chunks:
+            if on_chunk is not None:
+                on_chunk(chunk)
+
+
+def _relay(produce: Callable[[Callable[[T], None]], Coroutine]) -> Iterator[T]:
+    """Items that a coroutine on the runner loop emits, yielded in this thread as they arrive.
+
+    Leaving early (break, an error, an interrupt) cancels the coroutine.
+    """
+    items: queue.SimpleQueue = queue.SimpleQueue()
+    handle = Handle(produce(items.put), background=False)
+    handle.add_done_callback(lambda _: items.put(_END))
+    try:
+        while (item := items.get()) is not _END:
+            yield item
+        handle.result()
+    finally:
+        if not handle.done():
+            handle.stop()
+
+
+def iterate(response: Response | AsyncResponse) -> Iterator[str]:
+    """The chunks of any response as they arrive, for a sync caller: async models stream too."""
+    if not isinstance(response, AsyncResponse):
+        return iter(response)
+    return _relay(lambda emit: _consume(response, emit))
+
+
+def iterate_many(responses: Sequence[Response | AsyncResponse]) -> Iterator[tuple[int, str]]:
+    """`(index, chunk)` pairs from several responses streaming at once, as they arrive.
+
+    Sync models run in worker threads, so none waits for another. A response that fails stops
+    alone: read its `.status` and `.error`; the others go on.
+    """
+    async def produce(emit: Callable[[tuple[int, str]], None]) -> None:
+        await asyncio.gather(*(_consume_one(i, r, emit) for i, r in enumerate(responses)))
+
+    return _relay(produce)
+
+
+async def _consume_one(index: int, response: Response | AsyncResponse,
+                       emit: Callable[[tuple[int, str]], None]) -> None:
+    try:
+        await _consume(response, lambda chunk: emit((index, chunk)))
+    except Exception:
+        if not response.finished:  # not a model failure the response recorded
+            raise
+
+
+def start(response: Response | AsyncResponse,
+          on_chunk: Callable[[str], Any] | None = None) -> Handle:
+    """Stream `response` in the background; `on_chunk` is called on the runner thread per chunk.
+
+    The handle's result is the finished response; a cancelled one is the response with its
+    partial text and status "interrupted". Keep `on_chunk` quick: it runs on the shared loop.
+    """
+    return Handle(_complete(response, on_chunk), response=response)
+
+
+async def _complete(response: Response | AsyncResponse,
+                    on_chunk: Callable[[str], Any] | None) -> Response | AsyncResponse:
+    try:
+        await _consume(response, on_chunk)
+    except asyncio.CancelledError:
+        pass  # the response recorded itself as interrupted, with its partial text
+    return response
+
+
+def running() -> list[Handle]:
+    """Background handles that have not finished yet."""
+    with _lock:
+        return list(_running)
+
+
+def wait_all(timeout: float | None = None) -> list[Handle]:
+    """Wait for every running background handle; an interrupt while waiting cancels them."""
+    handles = running()
+    try:
+        concurrent.futures.wait([h._future for h in handles], timeout=timeout)
+    except KeyboardInterrupt:
+        for handle in handles:
+            handle.cancel()
+        concurrent.futures.wait([h._future for h in handles], timeout=CANCEL_GRACE)
+        raise
+    return handles
