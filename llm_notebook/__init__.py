@@ -25,6 +25,8 @@ _EXPORTS = {
                 "get_default_model", "set_default_model"),
     "keys": ("set_key", "delete_key", "stored_key_names"),
     "log": ("logs",),
+    "endpoints": ("add_openai_endpoint",),
+    "batch": ("map", "last_map", "MapInterrupted"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -11,6 +11,8 @@ the result, so nothing patches asyncio and the kernel's own loop is never re-ent
 - `submit(coro)`: run any coroutine in the background; returns a `Handle`.
 - `stream(response)`: the chunks of any response as an async iterator on the current loop
   (a sync model runs in a worker thread, so none waits for another).
+- `consume(response, on_chunk)`: run any response to its end on the running loop.
+- `relay(produce)`: what a coroutine on the runner emits, yielded in the calling thread.
 - `wait_all()`: wait for every background `Handle` still running.
 
 A KeyboardInterrupt (a kernel interrupt) in a thread waiting on the runner cancels the work it
@@ -31,8 +33,8 @@ from typing import Any, TypeVar
 
 from .responses import AsyncResponse, Response
 
-__all__ = ["Handle", "get_loop", "iterate", "iterate_many", "run", "start", "stream", "submit",
-           "wait_all"]
+__all__ = ["Handle", "consume", "get_loop", "iterate", "iterate_many", "relay", "run", "running",
+           "start", "stream", "submit", "wait_all"]
 
 T = TypeVar("T")
 
@@ -101,6 +103,7 @@ class Handle:
             _running.discard(self)
         if task is None or task.cancelled():
             self._future.cancel()
+            self._future.set_running_or_notify_cancel()  # wakes concurrent.futures.wait()
         elif task.exception() is not None:
             self._future.set_exception(task.exception())
         else:
@@ -249,15 +252,16 @@ async def _until_end(items: asyncio.Queue) -> None:
         pass
 
 
-async def _consume(response: Response | AsyncResponse,
-                   on_chunk: Callable[[str], Any] | None = None) -> None:
+async def consume(response: Response | AsyncResponse,
+                  on_chunk: Callable[[str], Any] | None = None) -> None:
+    """Run any response to its end on the running loop, calling `on_chunk` with each chunk."""
     async with contextlib.aclosing(stream(response)) as chunks:
         async for chunk in chunks:
             if on_chunk is not None:
                 on_chunk(chunk)
 
 
-def _relay(produce: Callable[[Callable[[T], None]], Coroutine]) -> Iterator[T]:
+def relay(produce: Callable[[Callable[[T], None]], Coroutine]) -> Iterator[T]:
     """Items that a coroutine on the runner loop emits, yielded in this thread as they arrive.
 
     Leaving early (break, an error, an interrupt) cancels the coroutine.
@@ -278,7 +282,7 @@ def iterate(response: Response | AsyncResponse) -> Iterator[str]:
     """The chunks of any response as they arrive, for a sync caller: async models stream too."""
     if not isinstance(response, AsyncResponse):
         return iter(response)
-    return _relay(lambda emit: _consume(response, emit))
+    return relay(lambda emit: consume(response, emit))
 
 
 def iterate_many(responses: Sequence[Response | AsyncResponse]) -> Iterator[tuple[int, str]]:
@@ -290,13 +294,13 @@ def iterate_many(responses: Sequence[Response | AsyncResponse]) -> Iterator[tupl
     async def produce(emit: Callable[[tuple[int, str]], None]) -> None:
         await asyncio.gather(*(_consume_one(i, r, emit) for i, r in enumerate(responses)))
 
-    return _relay(produce)
+    return relay(produce)
 
 
 async def _consume_one(index: int, response: Response | AsyncResponse,
                        emit: Callable[[tuple[int, str]], None]) -> None:
     try:
-        await _consume(response, lambda chunk: emit((index, chunk)))
+        await consume(response, lambda chunk: emit((index, chunk)))
     except Exception:
         if not response.finished:  # not a model failure the response recorded
             raise
@@ -315,7 +319,7 @@ def start(response: Response | AsyncResponse,
 async def _complete(response: Response | AsyncResponse,
                     on_chunk: Callable[[str], Any] | None) -> Response | AsyncResponse:
     try:
-        await _consume(response, on_chunk)
+        await consume(response, on_chunk)
     except asyncio.CancelledError:
         pass  # the response recorded itself as interrupted, with its partial text
     return response

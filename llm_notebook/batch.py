@@ -1,0 +1,334 @@
+"""`map`: one prompt template filled from each item of a list or a pandas object, run concurrently.
+
+    answers = llm_notebook.map("Summarise in one line: {review}", df, model="gpt-4o-mini")
+    df["summary"] = answers          # a Series with df's index
+    answers.usage                    # summed Usage(input, output) of every request made
+    answers.errors                   # {label: message} of the items that failed
+    answers = answers.retry_failed() # runs only the failed ones again, keeps the rest
+
+An interrupt cancels what is in flight and raises `MapInterrupted`; the finished answers are
+kept: `llm_notebook.last_map()` returns them, and its `.retry_failed()` runs the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import functools
+import string
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import runner
+from .errors import LLMNotebookError
+from .responses import Usage
+
+__all__ = ["MapInterrupted", "MapResult", "TemplateError", "last_map", "map"]
+
+#: Seconds before the first retry of a failed item; each further retry waits twice as long.
+RETRY_DELAY = 0.5
+
+_last_result: Any = None
+
+
+class TemplateError(LLMNotebookError, ValueError):
+    """The template does not fit the items (a field they lack, or a malformed `{}`)."""
+
+
+class MapInterrupted(KeyboardInterrupt):
+    """`map` was interrupted; `.result` holds the answers that finished (the rest are None)."""
+
+    def __init__(self, message: str, result: Any) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass
+class _Batch:
+    """Everything one `map` call needs to run, or to run its failed items again."""
+
+    model: Any
+    prompts: list[str]
+    labels: list[Any]
+    system: str | None
+    attachments: list[Any]
+    options: dict[str, Any]
+    key: str | None
+    concurrency: int
+    retries: int
+    progress: bool
+    pandas_index: Any = None
+    pandas_name: Any = None
+    texts: list[str | None] = field(default_factory=list)
+    errors: list[str | None] = field(default_factory=list)
+    attempts: list[list[Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        count = len(self.prompts)
+        self.texts = self.texts or [None] * count
+        self.errors = self.errors or [None] * count
+        self.attempts = self.attempts or [[] for _ in range(count)]
+
+    def copy(self) -> _Batch:
+        twin = copy.copy(self)
+        twin.texts, twin.errors = list(self.texts), list(self.errors)
+        twin.attempts = [list(tries) for tries in self.attempts]
+        return twin
+
+    def new_response(self, position: int):
+        return self.model.prompt(self.prompts[position], attachments=self.attachments,
+                                 system=self.system, key=self.key, **self.options)
+
+    def unfinished(self) -> list[int]:
+        return [i for i, text in enumerate(self.texts) if text is None]
+
+
+class _Outcome:
+    """What `map` results add to their texts: usage, errors, responses, retry_failed()."""
+
+    _batch: _Batch | None = None
+
+    def _run_record(self) -> _Batch:
+        if self._batch is None:
+            raise ValueError("This is a copy of a map() result, which keeps only the texts: "
+                             "use the result map() returned to read usage or retry failures")
+        return self._batch
+
+    @property
+    def usage(self) -> Usage:
+        """Summed token usage of every request made, retries included."""
+        return _sum_usage(r for tries in self._run_record().attempts for r in tries)
+
+    @property
+    def errors(self) -> dict[Any, str]:
+        """`{label: message}` of the items without an answer (list position or pandas label)."""
+        batch = self._run_record()
+        return {batch.labels[i]: batch.errors[i] or "not run"
+                for i in batch.unfinished()}
+
+    @property
+    def responses(self) -> list[Any]:
+        """The last response of each item, in input order (None for items never started)."""
+        return [tries[-1] if tries else None for tries in self._run_record().attempts]
+
+    def retry_failed(self):
+        """A new result: the finished answers kept, the failed or unfinished ones run again."""
+        batch = self._run_record().copy()
+        return _execute(batch, batch.unfinished())
+
+
+class MapResult(_Outcome, list):
+    """The answers of `map` over a list, in input order; failed items are None."""
+
+    def __reduce__(self):
+        return (list, (list(self),))
+
+
+@functools.cache
+def _series_type() -> type:
+    """The pandas flavour of MapResult, built on first use so pandas loads only when needed."""
+    import pandas as pd
+
+    class MapSeries(_Outcome, pd.Series):
+        """The answers of `map` over pandas data, with the input's index; failed items missing."""
+
+        @property
+        def _constructor(self):
+            return pd.Series  # derived Series are plain: they no longer match the run
+
+    MapSeries.__module__, MapSeries.__qualname__ = __name__, "MapSeries"
+    return MapSeries
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MapSeries":  # lets pickle find the class built by _series_type()
+        return _series_type()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def last_map():
+    """The result of the latest `map` call, finished or interrupted (None before any)."""
+    return _last_result
+
+
+def map(template: str, items: Iterable[Any], *, model: Any = None, system: str | None = None,
+        attachments: Iterable[Any] | None = None, concurrency: int = 8, retries: int = 2,
+        progress: bool = True, **options: Any):
+    """Fill `template` from each item, ask the model concurrently, return the answers in order.
+
+    `items`: a list (or any iterable) whose items fill `{}` (also `{item}`), or whose dict items
+    fill fields by key; a pandas Series (values fill `{}`); a DataFrame (columns by name, `{col}`).
+    `model`: a model id, alias or model object; its async variant is used when there is one,
+    else the sync model runs in worker threads. At most `concurrency` requests are in flight;
+    a failing item is retried `retries` times, then recorded in `.errors` and left None.
+    Returns a `MapResult` (a list) or, for pandas input, a Series with the input's index; both
+    also have `.usage`, `.errors`, `.responses` and `.retry_failed()`.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1 (got {concurrency})")
+    if retries < 0:
+        raise ValueError(f"retries must be 0 or more (got {retries})")
+    chosen = _pick_model(model)
+    key = options.pop("key", None)
+    chosen.validate_options(options)
+    checked_attachments = chosen.validate_attachments(attachments)
+    chosen.get_key(key)
+    labels, rows, pandas_index, pandas_name = _rows(items)
+    batch = _Batch(model=chosen, prompts=_fill_all(template, labels, rows), labels=labels,
+                   system=system, attachments=checked_attachments, options=options, key=key,
+                   concurrency=concurrency, retries=retries, progress=progress,
+                   pandas_index=pandas_index, pandas_name=pandas_name)
+    return _execute(batch, list(range(len(labels))))
+
+
+def _pick_model(model: Any):
+    if model is not None and not isinstance(model, str):
+        return model
+    from .plugins import registry
+
+    entry = registry.entry(model)
+    return entry.async_model or entry.model
+
+
+def _rows(items: Iterable[Any]) -> tuple[list[Any], list[Any], Any, Any]:
+    """(labels, rows, pandas index, pandas name); a DataFrame's rows are dicts of its columns."""
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(items, pandas.DataFrame):
+        columns = [str(c) for c in items.columns]
+        rows = [dict(zip(columns, values)) for values in items.itertuples(index=False, name=None)]
+        return list(items.index), rows, items.index, None
+    if pandas is not None and isinstance(items, pandas.Series):
+        return list(items.index), list(items), items.index, items.name
+    if isinstance(items, (str, bytes)):
+        raise TypeError("items must be a list, a pandas Series or a DataFrame, not a single "
+                        "string: wrap it in a list")
+    if not isinstance(items, Iterable):
+        raise TypeError(f"items must be a list, a pandas Series or a DataFrame, not "
+                        f"{type(items).__name__}")
+    rows = list(items)
+    return list(range(len(rows))), rows, None, None
+
+
+def _fill_all(template: str, labels: list[Any], rows: list[Any]) -> list[str]:
+    if not isinstance(template, str):
+        raise TypeError(f"template must be a str with {{}} fields, not {type(template).__name__}")
+    try:
+        list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise TemplateError(f"The template is not a valid {{}}-template ({exc}); "
+                            "write literal braces as {{ and }}") from None
+    return [_fill(template, label, row) for label, row in zip(labels, rows)]
+
+
+def _fill(template: str, label: Any, row: Any) -> str:
+    if isinstance(row, Mapping):
+        args, fields = (), {str(k): v for k, v in row.items()}
+    else:
+        args, fields = (row,), {"item": row}
+    try:
+        return template.format(*args, **fields)
+    except KeyError as exc:
+        have = ", ".join(fields) or "none"
+        raise TemplateError(f"The template asks for {{{exc.args[0]}}}, which item {label!r} does "
+                            f"not have (its fields: {have})") from None
+    except IndexError:
+        raise TemplateError(f"The template has a positional {{}} but item {label!r} has named "
+                            f"fields: write {{name}} with one of {', '.join(fields)}") from None
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise TemplateError(f"The template could not be filled from item {label!r}: {exc}") from None
+
+
+def _execute(batch: _Batch, positions: list[int]):
+    """Run the items at `positions`, show progress, return the result (or raise MapInterrupted)."""
+    global _last_result
+    for position in positions:
+        batch.texts[position] = batch.errors[position] = None
+    bar = _progress_bar(len(positions), batch) if batch.progress else None
+    failed = 0
+    try:
+        with contextlib.closing(runner.relay(lambda emit: _run(batch, positions, emit))) as done:
+            for position in done:
+                if batch.errors[position] is not None:
+                    failed += 1
+                if bar is not None:
+                    if failed:
+                        bar.set_postfix(failed=failed, refresh=False)
+                    bar.update(1)
+    except KeyboardInterrupt:
+        for position in positions:
+            if batch.texts[position] is None and batch.errors[position] is None:
+                batch.errors[position] = "interrupted" if batch.attempts[position] else "not started"
+        _last_result = _result(batch)
+        finished = len(positions) - len(set(positions) & set(batch.unfinished()))
+        raise MapInterrupted(
+            f"map interrupted with {finished} of {len(positions)} answers finished, which are kept: "
+            "llm_notebook.last_map() returns them, and its .retry_failed() runs the rest",
+            _last_result) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    _last_result = _result(batch)
+    return _last_result
+
+
+def _progress_bar(total: int, batch: _Batch):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=batch.model.model_id, unit="prompt")
+
+
+async def _run(batch: _Batch, positions: list[int], emit) -> None:
+    """At most `concurrency` workers, each taking the next item when it is free."""
+    queue = iter(positions)
+
+    async def worker() -> None:
+        for position in queue:
+            await _answer(batch, position)
+            emit(position)
+
+    await asyncio.gather(*(worker() for _ in range(min(batch.concurrency, len(positions)))))
+
+
+async def _answer(batch: _Batch, position: int) -> None:
+    error: BaseException | None = None
+    for attempt in range(batch.retries + 1):
+        if attempt:
+            await asyncio.sleep(RETRY_DELAY * 2 ** (attempt - 1))
+        try:
+            response = batch.new_response(position)
+            batch.attempts[position].append(response)
+            await runner.consume(response)
+        except Exception as exc:
+            error = exc
+            continue
+        batch.texts[position] = response.text_or_raise()
+        return
+    batch.errors[position] = str(error)
+
+
+def _result(batch: _Batch):
+    if batch.pandas_index is None:
+        result = MapResult(batch.texts)
+    else:
+        result = _series_type()(batch.texts, index=batch.pandas_index, name=batch.pandas_name,
+                                dtype=object)
+    object.__setattr__(result, "_batch", batch)
+    return result
+
+
+def _sum_usage(responses: Iterable[Any]) -> Usage:
+    inputs, outputs, details = [], [], {}
+    for response in responses:
+        usage = response._usage
+        if usage.input is not None:
+            inputs.append(usage.input)
+        if usage.output is not None:
+            outputs.append(usage.output)
+        for name, value in (usage.details or {}).items():
+            if isinstance(value, (int, float)):
+                details[name] = details.get(name, 0) + value
+    return Usage(input=sum(inputs) if inputs else None, output=sum(outputs) if outputs else None,
+                 details=details or None)
