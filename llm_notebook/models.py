@@ -90,7 +90,7 @@ class _BaseModel:
     def get_key(self, explicit_key: str | None = None) -> str | None:
         """The key to use: argument, `self.key`, stored key `needs_key`, then `key_env_var`."""
         if not (self.needs_key or self.key_env_var):
-            return explicit_key
+            return explicit_key or self.key
         key = resolve_key(explicit=explicit_key, model_key=self.key, name=self.needs_key,
                           env_var=self.key_env_var)
         if key is None and self.needs_key:

@@ -20,7 +20,8 @@ from .paths import user_dir, write_private
 PROJECT = "llm_notebook"
 ENTRY_POINT_GROUP = "llm_notebook"
 LOAD_PLUGINS_ENV = "LLM_NOTEBOOK_LOAD_PLUGINS"
-DEFAULT_PLUGINS = ("llm_notebook.default_plugins.offline",)
+DEFAULT_PLUGINS = ("llm_notebook.default_plugins.offline", "llm_notebook.default_plugins.openai_compat",
+                   "llm_notebook.default_plugins.anthropic")
 FALLBACK_DEFAULT_MODEL = "echo"
 ALIASES_FILE = "aliases.json"
 DEFAULT_MODEL_FILE = "default_model.txt"

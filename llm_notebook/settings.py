@@ -25,6 +25,8 @@ class Settings:
     connect_timeout: float = 10.0
     #: Seconds to wait between two pieces of an HTTP answer.
     read_timeout: float = 300.0
+    #: Times an HTTP model request is retried on 429 and 5xx answers, before any text has streamed.
+    max_retries: int = 3
 
 
 settings = Settings()

@@ -1,0 +1,151 @@
+"""OpenAI-compatible endpoints: local servers by preset name, any URL, and the user's config file.
+
+`add_openai_endpoint()` registers an endpoint's models at run time; `openai_endpoints.json` in the
+user directory lists endpoints to register whenever the plugins load (no network at load time, so
+the file names its models).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ModelError
+from .paths import user_dir
+
+ENDPOINTS_FILE = "openai_endpoints.json"
+#: Where the usual local servers listen by default.
+PRESETS = {
+    "ollama": "http://localhost:11434/v1",
+    "llama.cpp": "http://localhost:8080/v1",
+    "lmstudio": "http://localhost:1234/v1",
+    "vllm": "http://localhost:8000/v1",
+}
+_VISION_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+_FIELDS = ("base_url", "name", "models", "api_key", "api_key_env", "vision", "aliases")
+
+
+def resolve_base_url(base_url: str) -> tuple[str, str]:
+    """(URL, default name) for a preset name or a URL."""
+    preset = PRESETS.get(base_url.strip().lower())
+    if preset:
+        return preset, base_url.strip().lower()
+    url = base_url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"Not a base URL or a preset: {base_url!r}. Give an http(s) URL such as "
+                         f"'http://localhost:8080/v1', or one of: {', '.join(PRESETS)}")
+    return url, parts.hostname or parts.netloc
+
+
+def list_endpoint_models(base_url: str, api_key: str | None = None) -> list[str]:
+    """The model ids that the server's `GET /models` lists."""
+    from . import http
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    request = http.Request(f"{base_url}/models", method="GET", headers=headers, secret=api_key,
+                           key_hint="Give the endpoint's key with api_key=... or api_key_env=...")
+    body = http.read_json(http.open_response(request), request)
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        raise request.error(f"{request.url} did not list models (no 'data' list in its answer)")
+    return [item["id"] for item in data if isinstance(item, dict) and isinstance(item.get("id"), str)]
+
+
+def _aliases_by_model(aliases, model_ids: list[str]) -> dict[str, tuple[str, ...]]:
+    if not aliases:
+        return {}
+    if isinstance(aliases, Mapping):
+        unknown = set(aliases) - set(model_ids)
+        if unknown:
+            raise ValueError(f"aliases names models the endpoint does not register: "
+                             f"{', '.join(sorted(unknown))}")
+        return {m: (a,) if isinstance(a, str) else tuple(a) for m, a in aliases.items()}
+    if len(model_ids) != 1:
+        raise ValueError("With several models, give aliases as a dict {model_id: alias}")
+    return {model_ids[0]: (aliases,) if isinstance(aliases, str) else tuple(aliases)}
+
+
+def _register_endpoint(register, base_url: str, *, name: str | None, models: Iterable[str] | None,
+                       api_key: str | None, api_key_env: str | None, vision: bool,
+                       aliases: Any) -> list[str]:
+    from .default_plugins.openai_compat import chat_models
+
+    url, default_name = resolve_base_url(base_url)
+    name = name or default_name
+    model_ids = list(models) if models is not None else list_endpoint_models(url, api_key)
+    alias_map = _aliases_by_model(aliases, model_ids)
+    hint = (f"Set another with llm_notebook.set_key({name!r}, ...) or ${api_key_env}, or pass "
+            "key=... to prompt()." if api_key_env else
+            "Pass key=... to prompt(), or add the endpoint again with api_key=... or api_key_env=...")
+    for model_id in model_ids:
+        register(*chat_models(model_id, base_url=url, api_key=api_key,
+                              needs_key=name if api_key_env else None, key_env_var=api_key_env,
+                              attachment_types=_VISION_TYPES if vision else frozenset(),
+                              key_hint=hint, description=f"{model_id} on {name} ({url})"),
+                 aliases=alias_map.get(model_id, ()))
+    return model_ids
+
+
+def add_openai_endpoint(base_url: str, *, name: str | None = None,
+                        models: Iterable[str] | None = None, api_key: str | None = None,
+                        api_key_env: str | None = None, vision: bool = False,
+                        aliases: Mapping[str, str | Iterable[str]] | Iterable[str] | str | None = None,
+                        ) -> list[str]:
+    """Register the models of an OpenAI-compatible server; returns the ids registered.
+
+    `base_url` is a URL ending in /v1 or a preset: ollama, llama.cpp, lmstudio, vllm. With
+    `models=None` the server is asked which models it serves. `api_key_env` names an environment
+    variable holding the key (a key stored with `set_key(name, ...)` works too); `vision=True`
+    lets the models take images; `aliases` maps model ids to aliases.
+    """
+    from .plugins import register
+
+    try:
+        return _register_endpoint(register, base_url, name=name, models=models, api_key=api_key,
+                                  api_key_env=api_key_env, vision=vision, aliases=aliases)
+    except ModelError as exc:
+        raise ModelError(f"Cannot list the models of {base_url}: {exc}") from None
+
+
+def endpoints_path():
+    return user_dir() / ENDPOINTS_FILE
+
+
+def register_configured_endpoints(register) -> None:
+    """Register the endpoints listed in the user's `openai_endpoints.json`; a bad entry warns."""
+    from .plugins import PluginWarning
+
+    path = endpoints_path()
+    if not path.exists():
+        return
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"{path} is not valid JSON ({exc}); its endpoints are not registered",
+                      PluginWarning, stacklevel=2)
+        return
+    if not isinstance(entries, list):
+        entries = [entries]
+    for number, entry in enumerate(entries, 1):
+        try:
+            _register_entry(register, entry)
+        except (ValueError, TypeError) as exc:
+            warnings.warn(f"{path}, endpoint {number}: {exc}", PluginWarning, stacklevel=2)
+
+
+def _register_entry(register, entry: Any) -> None:
+    if not isinstance(entry, dict) or "base_url" not in entry:
+        raise ValueError('each endpoint needs an object with "base_url" and "models"')
+    unknown = set(entry) - set(_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown fields {', '.join(sorted(unknown))} (known: {', '.join(_FIELDS)})")
+    models = entry.get("models")
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models) or not models:
+        raise ValueError('"models" must list the model ids, e.g. ["llama3.2"]')
+    _register_endpoint(register, entry["base_url"], name=entry.get("name"), models=models,
+                       api_key=entry.get("api_key"), api_key_env=entry.get("api_key_env"),
+                       vision=bool(entry.get("vision", False)), aliases=entry.get("aliases"))

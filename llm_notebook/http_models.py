@@ -1,0 +1,108 @@
+"""Base classes for models answered by one HTTP request, streamed as server-sent events or not.
+
+A subclass says how to build the request (`build_request`), how to read a whole answer
+(`read_answer`) and how to read a stream (`stream_reader`); the sync and async `execute()` here
+send it, retry before any output, and turn network trouble into `ModelError`s.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from . import http
+from .models import AsyncKeyModel, KeyModel
+
+
+class StreamReader(Protocol):
+    """Reads one streamed answer: `feed` returns each event's text, `end` records usage."""
+
+    def feed(self, event: Any) -> str | None: ...
+
+    def end(self) -> None: ...
+
+
+class _HTTPWire:
+    """What a protocol implements; shared by its sync and async model classes."""
+
+    def build_request(self, prompt, stream: bool, conversation, key: str | None) -> http.Request:
+        raise NotImplementedError
+
+    def read_answer(self, body: Any, response, request: http.Request) -> str:
+        raise NotImplementedError
+
+    def stream_reader(self, response, request: http.Request) -> StreamReader:
+        raise NotImplementedError
+
+
+class HTTPModel(_HTTPWire, KeyModel):
+    """A sync model over HTTP; one pooled connection per endpoint."""
+
+    def execute(self, prompt, stream, response, conversation, key):
+        request = self.build_request(prompt, stream, conversation, key)
+        answer = http.open_response(request)
+        if not stream:
+            yield self.read_answer(http.read_json(answer, request), response, request)
+            return
+        reader = self.stream_reader(response, request)
+        feed = reader.feed
+        try:
+            for event in http.iter_events(answer, request):
+                text = feed(event)
+                if text:
+                    yield text
+        finally:
+            answer.close()
+        reader.end()
+
+
+class AsyncHTTPModel(_HTTPWire, AsyncKeyModel):
+    """An async model over HTTP; clients are cached per event loop."""
+
+    async def execute(self, prompt, stream, response, conversation, key):
+        request = self.build_request(prompt, stream, conversation, key)
+        answer = await http.aopen_response(request)
+        if not stream:
+            yield self.read_answer(await http.aread_json(answer, request), response, request)
+            return
+        reader = self.stream_reader(response, request)
+        feed = reader.feed
+        events = http.aiter_events(answer, request)
+        try:
+            async for event in events:
+                text = feed(event)
+                if text:
+                    yield text
+        finally:
+            await events.aclose()
+            await answer.aclose()
+        reader.end()
+
+
+def nonzero(counts: Any) -> Any:
+    """Usage details without the zero, empty and null counts that servers pad them with."""
+    if not isinstance(counts, dict):
+        return counts
+    kept = {}
+    for name, value in counts.items():
+        value = nonzero(value)
+        if value not in (0, None, {}, "") and not isinstance(value, bool):
+            kept[name] = value
+    return kept
+
+
+def system_prompt(prompt, conversation) -> str | None:
+    """This prompt's system prompt, else the latest earlier one, so follow-ups keep it."""
+    if prompt.system or conversation is None:
+        return prompt.system
+    return next((r.prompt.system for r in reversed(conversation.responses) if r.prompt.system), None)
+
+
+def chat_messages(prompt, conversation, content) -> list[dict[str, Any]]:
+    """Earlier turns as user/assistant messages, then this prompt; `content(text, attachments)`
+    renders a user turn in the wire format."""
+    messages = []
+    for turn in conversation.responses if conversation is not None else ():
+        messages.append({"role": "user", "content": content(turn.prompt.prompt, turn.attachments)})
+        messages.append({"role": "assistant", "content": turn.text_or_raise()})
+    messages.append({"role": "user", "content": content(prompt.prompt, prompt.attachments)})
+    return messages
