@@ -1,0 +1,234 @@
+"""Showing answers: one display per answer, updated as the text streams, then a usage table.
+
+In a kernel the answer streams into a single display by display id. Updates are throttled by
+time and by a byte budget, so the bytes sent to the frontend stay a small multiple of the answer's
+size (re-sending the whole text on every chunk would cost its square). The first text goes out
+at once, partial Markdown has its open code fence closed, and the last update is the exact
+answer with its provenance in the metadata. A terminal IPython gets the plain text as it comes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..errors import LLMNotebookError
+from ..markdown import safe_markdown
+
+METADATA_KEY = "llm_notebook"
+_JSON_FENCE = re.compile(r"```(?:json)?\s*\n(.*?)\n```", re.S)
+_MARKERS = {
+    "interrupted": "interrupted: the answer above is partial",
+    "error": "stopped by an error: the answer above is partial",
+}
+
+
+class Throttle:
+    """Decides which partial renders to send: at most one per `interval` seconds, and only while
+    the bytes sent so far stay within `budget` times the current size plus `allowance`."""
+
+    def __init__(self, interval: float = 0.1, budget: float = 4.0, allowance: int = 4096) -> None:
+        self.interval, self.budget, self.allowance = interval, budget, allowance
+        self.sent_bytes = 0
+        self._last_size = 0
+        self._last_time: float | None = None
+
+    def ready(self, size: int, now: float) -> bool:
+        if self._last_time is None:
+            return size > 0
+        if size <= self._last_size or now - self._last_time < self.interval:
+            return False
+        return self.sent_bytes + size <= self.budget * size + self.allowance
+
+    def record(self, size: int, sent: int, now: float) -> None:
+        """A render of a text `size` long went out, costing `sent` bytes."""
+        self.sent_bytes += sent
+        self._last_size = size
+        self._last_time = now
+
+
+class Answer:
+    """A finished (or interrupted) answer: displays as the answer, `str()` is its text.
+
+    It is the cell's value, so `Out[n]` and `{Out[n]}` reach it; in the cell that streamed it,
+    its first display is skipped because the stream already shows it.
+    """
+
+    def __init__(self, text: str, response: Any, *, format: str = "markdown",
+                 parsed: Any = None) -> None:
+        self.text = text
+        self.response = response
+        self.format = format
+        self.parsed = parsed
+        self._skip_display_in: int | None = None
+
+    @property
+    def status(self) -> str:
+        return self.response.status
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        shown = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        return f"<Answer model={self.response.model.model_id!r} status={self.status!r} text={shown!r}>"
+
+    def metadata(self) -> dict[str, Any]:
+        summary = self.response.to_dict()
+        return {METADATA_KEY: {
+            "model": summary["model"], "response_id": summary["id"], "status": summary["status"],
+            "usage": summary["usage"], "duration_ms": summary["duration_ms"],
+            "datetime": summary["datetime_utc"],
+        }}
+
+    def data(self) -> dict[str, Any]:
+        """The mime bundle: text/plain always, then Markdown (or JSON for `-f json`)."""
+        marker = _MARKERS.get(self.status)
+        plain = self.text + (f"\n[{marker}]" if marker else "")
+        if self.format == "json" and self.parsed is not None:
+            return {"text/plain": json.dumps(self.parsed, indent=2, default=str),
+                    "application/json": self.parsed}
+        if self.format == "text":
+            return {"text/plain": plain}
+        markdown = safe_markdown(self.text, partial=marker is not None)
+        return {"text/plain": plain, "text/markdown": markdown + (f"\n\n_[{marker}]_" if marker else "")}
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return self.data(), self.metadata()
+
+    def skip_display_in(self, execution_count: int) -> None:
+        """Do not display again in this execution: the stream has shown it."""
+        self._skip_display_in = execution_count
+
+    def _ipython_display_(self) -> None:
+        from IPython import get_ipython
+        from IPython.display import publish_display_data
+
+        shell = get_ipython()
+        if shell is not None and self._skip_display_in == shell.execution_count:
+            self._skip_display_in = None
+            return
+        publish_display_data(self.data(), self.metadata())
+
+
+class KernelView:
+    """Streams one answer into one display, updated by display id."""
+
+    def __init__(self, throttle: Throttle, *, plain: bool = False) -> None:
+        from IPython.display import DisplayHandle
+
+        self.throttle = throttle
+        self.plain = plain
+        self._handle = DisplayHandle()
+        self._shown = False
+        self._chunks: list[str] = []
+        self._length = 0
+
+    def add(self, chunk: str) -> None:
+        self._chunks.append(chunk)
+        self._length += len(chunk)
+        now = time.monotonic()
+        if self.throttle.ready(self._length, now):  # judged on the raw length: rendering is not free
+            text = "".join(self._chunks)
+            rendered = text if self.plain else safe_markdown(text, partial=True)
+            self._send({"text/plain" if self.plain else "text/markdown": rendered}, {})
+            self.throttle.record(self._length, len(rendered), now)
+
+    def finish(self, answer: Answer) -> None:
+        self._send(answer.data(), answer.metadata())
+
+    def _send(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
+        if self._shown:
+            self._handle.update(data, raw=True, metadata=metadata)
+        else:
+            self._handle.display(data, raw=True, metadata=metadata)
+            self._shown = True
+
+
+class TerminalView:
+    """Plain text written as it arrives, for terminal IPython."""
+
+    def __init__(self, stream=None) -> None:
+        self._stream = stream or sys.stdout
+        self._ended_with_newline = True
+
+    def add(self, chunk: str) -> None:
+        self._stream.write(chunk)
+        self._stream.flush()
+        self._ended_with_newline = chunk.endswith("\n")
+
+    def finish(self, answer: Answer) -> None:
+        marker = _MARKERS.get(answer.status)
+        ending = "" if self._ended_with_newline else "\n"
+        self._stream.write(ending + (f"[{marker}]\n" if marker else ""))
+        self._stream.flush()
+
+
+def stream(response: Any, chunks: Iterable[str], view: KernelView | TerminalView, *,
+           format: str = "markdown") -> tuple[Answer, BaseException | None]:
+    """Show `chunks` of `response` in `view` as they come; then the final answer.
+
+    An interrupt or a model error stops the stream: the partial answer is shown, marked, and
+    the exception is returned for the caller to report, with the answer.
+    """
+    parts: list[str] = []
+    stopped: BaseException | None = None
+    try:
+        for chunk in chunks:
+            parts.append(chunk)
+            view.add(chunk)
+    except (KeyboardInterrupt, LLMNotebookError) as exc:
+        stopped = exc
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # a stream left early (an interrupt inside display) is marked interrupted
+    text = "".join(parts)
+    answer = Answer(text, response, format=format, parsed=_parsed_json(text) if format == "json" else None)
+    view.finish(answer)
+    return answer, stopped
+
+
+def _parsed_json(text: str) -> Any:
+    """The JSON value of an answer, also when the model wrapped it in a ``` fence; else None."""
+    body = text.strip()
+    fenced = _JSON_FENCE.fullmatch(body)
+    try:
+        return json.loads(fenced.group(1) if fenced else body)
+    except ValueError:
+        return None
+
+
+def in_kernel(shell: Any) -> bool:
+    """Whether `shell` talks to a Jupyter frontend (rich display) rather than a terminal."""
+    return getattr(shell, "kernel", None) is not None
+
+
+def new_view(shell: Any, throttle: Throttle, *, plain: bool = False):
+    return KernelView(throttle, plain=plain) if in_kernel(shell) else TerminalView()
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def table_data(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, str]:
+    """A table as Markdown, with an aligned plain-text twin for terminals and saved text."""
+    cells = [[str(h) for h in headers]] + [[str(v).replace("\n", " ") for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    plain = "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells)
+    markdown = "\n".join(["| " + " | ".join(_cell(h) for h in headers) + " |",
+                          "| " + " | ".join("---" for _ in headers) + " |"]
+                         + ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows])
+    return {"text/plain": plain, "text/markdown": markdown}
+
+
+def show_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
+               metadata: dict[str, Any] | None = None) -> None:
+    from IPython.display import publish_display_data
+
+    publish_display_data(table_data(headers, rows), metadata or {})
