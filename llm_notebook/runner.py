@@ -267,14 +267,15 @@ def relay(produce: Callable[[Callable[[T], None]], Coroutine]) -> Iterator[T]:
     Leaving early (break, an error, an interrupt) cancels the coroutine.
     """
     items: queue.SimpleQueue = queue.SimpleQueue()
-    handle = Handle(produce(items.put), background=False)
-    handle.add_done_callback(lambda _: items.put(_END))
+    handle = None
     try:
+        handle = Handle(produce(items.put), background=False)
+        handle.add_done_callback(lambda _: items.put(_END))
         while (item := items.get()) is not _END:
             yield item
         handle.result()
     finally:
-        if not handle.done():
+        if handle is not None and not handle.done():
             handle.stop()
 
 

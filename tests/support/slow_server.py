@@ -145,22 +145,37 @@ def _request(prompt) -> dict:
 
 
 def loopback_models(url: str, model_id: str = "loopback"):
-    """A sync and an async model that stream from `url` with httpx, for the runner's tests."""
+    """A sync and an async model that stream from `url` with httpx, for the runner's tests.
+
+    Like real plugins they reuse their HTTP client: one for the sync model (httpx.Client is
+    thread-safe), one per event loop for the async model.
+    """
+    import asyncio
+
     import httpx
 
     from llm_notebook import AsyncModel, Model
 
     class LoopbackChat(Model):
+        client = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=None))
+
         def execute(self, prompt, stream, response, conversation):
-            with httpx.Client(timeout=30) as client, client.stream(
-                    "POST", f"{url}/chat/completions", json=_request(prompt)) as answer:
+            with self.client.stream("POST", f"{url}/chat/completions",
+                                    json=_request(prompt)) as answer:
                 for line in answer.iter_lines():
                     yield from _chunks_of(line, response)
 
     class AsyncLoopbackChat(AsyncModel):
+        clients: dict = {}
+
         async def execute(self, prompt, stream, response, conversation):
-            async with httpx.AsyncClient(timeout=30) as client, client.stream(
-                    "POST", f"{url}/chat/completions", json=_request(prompt)) as answer:
+            loop = asyncio.get_running_loop()
+            client = self.clients.get(loop)
+            if client is None:
+                client = self.clients[loop] = httpx.AsyncClient(
+                    timeout=30, limits=httpx.Limits(max_connections=None))
+            async with client.stream("POST", f"{url}/chat/completions",
+                                     json=_request(prompt)) as answer:
                 async for line in answer.aiter_lines():
                     for chunk in _chunks_of(line, response):
                         yield chunk
