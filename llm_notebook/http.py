@@ -253,8 +253,21 @@ def _not_a_stream(response, request: Request, exc: Exception) -> ModelError:
     return request.error(f"{request.url} answered with {kind} instead of an event stream ({exc})")
 
 
+_scan_json = json.JSONDecoder().scan_once
+
+
 def decode_event(data: str, request: Request) -> Any:
-    """One event's JSON; malformed data ends the answer with an error, keeping what streamed."""
+    """One event's JSON; malformed data ends the answer with an error, keeping what streamed.
+
+    Streams are thousands of small events, so the common case (nothing around the value) goes
+    straight to the C scanner, which is several times quicker than `json.loads`.
+    """
+    try:
+        value, end = _scan_json(data, 0)
+        if end == len(data):
+            return value
+    except (StopIteration, ValueError):
+        pass
     try:
         return json.loads(data)
     except ValueError:

@@ -185,6 +185,10 @@ class Response(_BaseResponse):
         try:
             chunks = self.model.execute(**self._execute_kwargs())
             for chunk in ([chunks] if isinstance(chunks, str) else chunks):
+                if type(chunk) is str and chunk:  # the common case, kept cheap for long streams
+                    self._chunks.append(chunk)
+                    yield chunk
+                    continue
                 text = self._add_chunk(chunk)
                 if text is not None:
                     yield text
@@ -254,6 +258,10 @@ class AsyncResponse(_BaseResponse):
         try:
             chunks = self.model.execute(**self._execute_kwargs())
             async for chunk in chunks:
+                if type(chunk) is str and chunk:  # the common case, kept cheap for long streams
+                    self._chunks.append(chunk)
+                    yield chunk
+                    continue
                 text = self._add_chunk(chunk)
                 if text is not None:
                     yield text
