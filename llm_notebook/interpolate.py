@@ -74,7 +74,7 @@ def _pandas_text(value: Any) -> str:
     """A compact table; rows beyond MAX_TABLE_ROWS are left out and counted in a note."""
     rows = len(value)
     shown = value.head(MAX_TABLE_ROWS) if rows > MAX_TABLE_ROWS else value
-    table = shown.to_string(max_cols=MAX_TABLE_COLUMNS)
+    table = shown.to_string(max_cols=MAX_TABLE_COLUMNS) if value.ndim == 2 else shown.to_string()
     if rows > MAX_TABLE_ROWS:
         shape = f"{rows} rows × {value.shape[1]} columns" if value.ndim == 2 else f"{rows} rows"
         table += f"\n({rows - MAX_TABLE_ROWS} more rows not shown; {shape} in all)"

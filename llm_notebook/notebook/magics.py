@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Bool, Float, Integer, Unicode, observe
 
 from .. import settings
@@ -162,6 +162,7 @@ class LLMMagics(Magics):
         settings.max_image_edge = change["new"]
 
     # -- entry point --------------------------------------------------------------------------
+    @no_var_expand  # IPython would expand {name} itself, before our own rules
     @line_cell_magic
     def llm(self, line: str, cell: str | None = None):
         try:
@@ -282,7 +283,7 @@ class LLMMagics(Magics):
         rows = []
         for entry in get_models_with_aliases():
             model = entry.any_model()
-            names = " ".join([entry.model_id, *entry.aliases, model.description or ""]).lower()
+            names = " ".join([entry.model_id, *entry.aliases]).lower()
             if query.strip().lower() not in names:
                 continue
             kinds = "/".join(k for k, m in (("sync", entry.model), ("async", entry.async_model)) if m)

@@ -1,0 +1,342 @@
+"""%%llm and %llm in a real kernel: what a user sees in the notebook after each cell."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+
+import pytest
+from PIL import Image
+
+from tests.magics_kernel import KernelNotebook
+
+SETUP = '''
+%load_ext llm_notebook
+import llm_notebook
+from llm_notebook import KeyModel, Model, AsyncModel
+
+
+class Fixed(Model):
+    """Answers with the text set on it: lets a cell choose what the model says."""
+    model_id = "fixed"
+    answer = ""
+
+    def execute(self, prompt, stream, response, conversation):
+        yield type(self).answer
+
+
+class Keyed(KeyModel):
+    model_id = "keyed"
+    needs_key = "testkey"
+
+    def execute(self, prompt, stream, response, conversation, key):
+        yield f"got a key of {len(key)} characters"
+
+
+class OnlyAsync(AsyncModel):
+    model_id = "only-async"
+
+    async def execute(self, prompt, stream, response, conversation):
+        for word in ["async", "says", prompt.prompt]:
+            yield word + " "
+
+
+llm_notebook.register(Fixed())
+llm_notebook.register(Keyed())
+llm_notebook.register(None, OnlyAsync())
+'''
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("notebook")
+    notebook = KernelNotebook(workdir, env={
+        "LLM_NOTEBOOK_USER_PATH": str(workdir / "user"), "LLM_NOTEBOOK_LOAD_PLUGINS": "",
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline"})
+    notebook.run(SETUP)
+    yield notebook
+    notebook.close()
+
+
+def answer_of(run) -> dict:
+    """The answer's display: the one output carrying llm_notebook metadata."""
+    [output] = [o for o in run.displays() if "llm_notebook" in o.get("metadata", {})]
+    return output
+
+
+def markdown(run) -> str:
+    return answer_of(run)["data"]["text/markdown"]
+
+
+def one_line_error(run) -> str:
+    traceback = run.error["traceback"]
+    assert len(traceback) == 1, traceback
+    assert "Traceback" not in traceback[0] and "File " not in traceback[0]
+    return traceback[0]
+
+
+def set_answer(kernel, text: str) -> None:
+    kernel.run(f"Fixed.answer = {text!r}")
+
+
+# -- the answer, its display and its value -------------------------------------------------------
+
+def test_cell_answer_is_shown_once_as_markdown_with_provenance(kernel):
+    kernel.run("who = 'world'")
+    run = kernel.run("%%llm -m echo\nHello **{who}**")
+    output = answer_of(run)
+    assert "> Hello **world**" in output["data"]["text/markdown"]
+    assert output["data"]["text/plain"].startswith("**Prompt**")
+    meta = output["metadata"]["llm_notebook"]
+    assert meta["model"] == "echo" and meta["status"] == "done"
+    assert re.fullmatch(r"[0-9a-f]{28}", meta["response_id"])
+    assert meta["usage"]["input"] == 2 and meta["usage"]["output"] > 2
+    assert meta["duration_ms"] >= 0 and meta["datetime"].startswith("20")
+    assert not [o for o in run.outputs if o["output_type"] == "execute_result"], "shown twice"
+    usage_table = run.data("text/markdown")[-1]
+    assert usage_table.startswith("| model | input | output | details | duration | output tok/s |")
+    assert f"| echo | 2 | {meta['usage']['output']} |" in usage_table
+
+
+def test_cell_value_chains_into_later_prompts_and_displays_later(kernel):
+    first = kernel.run("%llm -m echo the first answer")
+    count = first.reply["content"]["execution_count"]
+    check = kernel.run(f"print(type(Out[{count}]).__name__, repr(str(Out[{count}])))")
+    assert check.stream().startswith("Answer '**Prompt**\\n\\n> the first answer")
+    chained = kernel.run(f"%llm -m echo Summarise: {{Out[{count}]}}")
+    assert "> Summarise: **Prompt**" in markdown(chained)
+    shown_again = kernel.run(f"Out[{count}]")
+    assert [o["output_type"] for o in shown_again.outputs] == ["display_data"]
+    assert "> the first answer" in shown_again.outputs[0]["data"]["text/markdown"]
+
+
+def test_model_output_is_never_raw_html(kernel):
+    set_answer(kernel, "<script>alert(1)</script> and `<b>code</b>`")
+    run = kernel.run("%llm -m fixed hi")
+    assert markdown(run) == "&lt;script>alert(1)&lt;/script> and `<b>code</b>`"
+
+
+def test_line_prompt_keeps_quotes_and_options_parse_like_a_shell(kernel):
+    kernel.run("x = 42")
+    run = kernel.run('%llm -m echo -s "Be brief, {x}" -o delay 0 what\'s {x}? say "hi"')
+    text = markdown(run)
+    assert "> what's 42? say \"hi\"" in text
+    assert "**System**\n\n> Be brief, 42" in text
+    assert "- `delay`: `0.0`" in text
+
+
+def test_out_stores_the_text_and_no_usage_hides_the_table(kernel):
+    run = kernel.run("%%llm -m echo --out answer_text --no-usage\nremember me")
+    assert len(run.displays()) == 1
+    printed = kernel.run("print(type(answer_text).__name__, answer_text.splitlines()[2])")
+    assert printed.stream() == "str > remember me\n"
+
+
+def test_no_stream_still_answers(kernel):
+    run = kernel.run("%llm -m echo --no-stream all at once")
+    assert "> all at once" in markdown(run)
+
+
+def test_async_only_model_streams_through_the_runner(kernel):
+    run = kernel.run("%llm -m only-async hello")
+    assert markdown(run) == "async says hello "
+
+
+# -- interpolation ----------------------------------------------------------------------------------
+
+def test_interpolation_in_the_notebook(kernel):
+    kernel.run("cfg = {'lr': 0.1}\nclass P: name = 'probe'\np = P()")
+    run = kernel.run('%%llm -m echo\nlr={cfg["lr"]} name={p.name} literal={{cfg}} json={"a": {"b": 1}}')
+    assert '> lr=0.1 name=probe literal={cfg} json={"a": {"b": 1}}' in markdown(run)
+    previous = run.reply["content"]["execution_count"]
+    source = kernel.run(f"%llm -m echo --no-usage {{In[{previous}]}}")
+    assert "%%llm -m echo" in markdown(source) or "run_cell_magic" in markdown(source)
+    raw = kernel.run("%llm -m echo --no-interpolate keep {cfg} as is")
+    assert "> keep {cfg} as is" in markdown(raw)
+
+
+def test_dataframe_interpolates_as_a_truncated_table(kernel):
+    kernel.run("import pandas as pd\ndf = pd.DataFrame({'n': range(100), 'sq': [i * i for i in range(100)]})")
+    text = markdown(kernel.run("%%llm -m echo\n{df}"))
+    assert re.search(r"> +n +sq\n> 0 +0 +0\n", text) and re.search(r"> 29 +29 +841\n", text)
+    assert "> 30" not in text
+    assert "(70 more rows not shown; 100 rows × 2 columns in all)" in text
+
+
+# -- attachments ------------------------------------------------------------------------------------
+
+def test_numpy_array_attachment_reaches_the_model_as_png(kernel):
+    kernel.run("import numpy as np\narr = np.zeros((30, 40, 3), dtype=np.uint8)")
+    text = markdown(kernel.run("%%llm -m echo -a arr\nWhat is this?"))
+    assert re.search(r"1\. `image/png`, [\d,]+ bytes, 40×30 px", text)
+
+
+def test_pil_attachment_by_attribute_path_is_downscaled_to_the_configured_edge(kernel):
+    kernel.run("from PIL import Image\nclass Box: pass\nbox = Box()\n"
+               "box.img = Image.new('RGB', (3000, 1000), 'red')\n"
+               "%config LLMMagics.max_image_edge = 600")
+    try:
+        text = markdown(kernel.run("%llm -m echo -a box.img describe"))
+    finally:
+        kernel.run("%config LLMMagics.max_image_edge = 2048")
+    assert "`image/png`" in text and "600×200 px" in text
+
+
+def test_at_plot_attaches_the_inline_matplotlib_figure_shown_above(kernel):
+    plot = kernel.run("import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(3, 2), dpi=60)\n"
+                      "ax.plot([1, 3, 2]);")
+    [png] = plot.data("image/png")
+    width, height = Image.open(io.BytesIO(base64.b64decode(png))).size
+    text = markdown(kernel.run("%%llm -m echo -a @plot\nWhat does the chart show?"))
+    assert f"1. `image/png`, {len(base64.b64decode(png)):,} bytes, {width}×{height} px" in text
+
+
+def test_at_plot_2_is_the_image_before_and_too_far_back_is_a_clear_error(kernel):
+    kernel.run("from IPython.display import display\nfrom PIL import Image\n"
+               "display(Image.new('RGB', (12, 34), 'blue'))")
+    kernel.run("plt.figure(figsize=(2, 2), dpi=50); plt.plot([1, 2]);")
+    text = markdown(kernel.run("%llm -m echo -a @plot-2 -a @plot compare"))
+    assert re.search(r"1\. `image/png`, [\d,]+ bytes, 12×34 px", text)
+    assert re.search(r"2\. `image/png`, [\d,]+ bytes, \d+×\d+ px", text)
+    error = kernel.run("%llm -m echo -a @plot-99 hi", expect_error=True)
+    assert one_line_error(error).startswith("AttachmentError: @plot-99 asks for the image 99 back")
+
+
+def test_file_attachment_and_forced_type(kernel, tmp_path):
+    path = tmp_path / "tiny.png"
+    Image.new("L", (5, 7)).save(path)
+    blob = tmp_path / "data.bin"
+    blob.write_bytes(b"%PDF-1.4 not really")
+    text = markdown(kernel.run(f"%llm -m echo -a {path} --at {blob} application/pdf look"))
+    assert re.search(r"1\. `image/png`, [\d,]+ bytes, 5×7 px", text)
+    assert "2. `application/pdf`, 19 bytes" in text
+
+
+# -- conversations ----------------------------------------------------------------------------------
+
+def test_continue_named_conversations_and_reset(kernel):
+    kernel.run("%llm -m echo first question")
+    follow = markdown(kernel.run("%llm -m echo -c second question"))
+    assert "**Earlier turns** (1)" in follow and "**user:** first question" in follow
+    kernel.run("%llm -m markov --conversation story -o seed 1 once upon a time")
+    kernel.run("%llm -m echo unrelated")
+    story = answer_of(kernel.run("%llm --conversation story -o seed 1 and then"))
+    assert story["metadata"]["llm_notebook"]["model"] == "markov"
+    wrong = kernel.run("%llm -m echo --conversation story hi", expect_error=True)
+    assert "Conversation 'story' is with model 'markov'" in one_line_error(wrong)
+    forgot = kernel.run("%llm reset")
+    assert forgot.stream().startswith("Forgot ")
+    fresh = markdown(kernel.run("%llm -m echo -c after reset"))
+    assert "Earlier turns" not in fresh
+
+
+# -- formats ----------------------------------------------------------------------------------------
+
+def test_format_code_puts_code_blocks_in_a_new_cell_without_running_them(kernel):
+    set_answer(kernel, "Try:\n\n```python\nprint('from the answer')\n```\n\nand\n\n```\nx = 1\n```\n")
+    run = kernel.run("%llm -m fixed -f code give code")
+    [payload] = [p for p in run.payloads() if p["source"] == "set_next_input"]
+    assert payload["text"] == "print('from the answer')\n\nx = 1" and payload["replace"] is False
+    assert "from the answer" not in run.stream()
+
+
+def test_format_json_parses_and_shows_json(kernel):
+    set_answer(kernel, '```json\n{"a": [1, 2], "b": null}\n```')
+    run = kernel.run("%llm -m fixed -f json give json")
+    assert answer_of(run)["data"]["application/json"] == {"a": [1, 2], "b": None}
+    set_answer(kernel, "not json")
+    bad = kernel.run("%llm -m fixed -f json give json")
+    assert "not valid JSON" in bad.stream("stderr")
+    assert markdown(bad) == "not json"
+
+
+def test_format_text_shows_plain_text(kernel):
+    set_answer(kernel, "# not a heading")
+    data = answer_of(kernel.run("%llm -m fixed -f text hi"))["data"]
+    assert data == {"text/plain": "# not a heading"}
+
+
+# -- errors: one line, no traceback ---------------------------------------------------------------
+
+@pytest.mark.parametrize("source, expected", [
+    ("%llm -m nope hi", "UnknownModelError: Unknown model 'nope'"),
+    ("%llm -m keyed hi", "NeedsKeyException: Model 'keyed' needs an API key"),
+    ("%llm -m echo -o temperature 2 hi", "OptionsError: Invalid options for model 'echo': unknown option 'temperature'"),
+    ("%llm -m echo -o delay -1 hi", "OptionsError: Invalid options for model 'echo': option 'delay'"),
+    ("%llm -m echo -a /no/such/file.png hi", "AttachmentError: No file at '/no/such/file.png'"),
+    ("%llm -m markov -a arr hi", "AttachmentError: Model 'markov' does not accept attachments of type image/png"),
+    ("%llm -m echo -a cfg hi", "AttachmentError: Cannot attach an object of type dict"),
+    ("%llm -m echo tell me about {nothing_here}", "InterpolationError: {nothing_here}: no variable named 'nothing_here'"),
+    ("%llm -m echo {cfg[missing]}", "InterpolationError: {cfg[missing]}: [missing] failed (KeyError"),
+    ("%llm -m echo", "UsageError: the prompt is empty"),
+    ("%%llm -m echo\n   \n", "UsageError: the prompt is empty"),
+    ("%llm -m echo --bogus hi", "UsageError: unrecognized arguments: --bogus"),
+    ("%llm -m echo -f yaml hi", "UsageError: argument -f/--format: invalid choice: 'yaml'"),
+    ("%llm -m echo --out 1x hi", "UsageError: --out needs a variable name, not '1x'"),
+])
+def test_user_errors_are_one_clear_line(kernel, source, expected):
+    kernel.run("import numpy as np\narr = np.zeros((4, 4), dtype=np.uint8)\ncfg = {'lr': 0.1}")
+    assert one_line_error(kernel.run(source, expect_error=True)).startswith(expected)
+
+
+def test_key_option_is_used_and_never_shown(kernel):
+    secret = "sk-test-do-not-show-1234"
+    run = kernel.run(f"%llm -m keyed --key {secret} hi")
+    assert markdown(run) == f"got a key of {len(secret)} characters"
+    assert secret not in json.dumps(run.outputs)
+
+
+# -- line subcommands -------------------------------------------------------------------------------
+
+def test_models_table_lists_ids_kinds_types_and_keys(kernel):
+    run = kernel.run("%llm models")
+    table = run.data("text/markdown")[0]
+    assert table.startswith("| id | aliases | kind | attachment types | needs key |")
+    assert "| echo |  | sync/async | application/pdf, audio/mpeg" in table
+    assert "| keyed |  | sync | none | testkey: not set |" in table
+    assert "| only-async |  | async | none | no |" in table
+    filtered = kernel.run("%llm models mark").data("text/markdown")[0]
+    assert "| markov |" in filtered and "| echo |" not in filtered
+
+
+def test_default_and_alias(kernel):
+    assert kernel.run("%llm default markov").stream() == "Default model: markov\n"
+    try:
+        run = kernel.run("%llm -o seed 3 -o length 4 the cat sat on the mat")
+        assert answer_of(run)["metadata"]["llm_notebook"]["model"] == "markov"
+    finally:
+        kernel.run("%llm default echo")
+    kernel.run("%llm alias parrot echo")
+    assert answer_of(kernel.run("%llm -m parrot hi"))["metadata"]["llm_notebook"]["model"] == "echo"
+
+
+def test_usage_table_totals_by_model_and_reset(kernel):
+    kernel.run("%llm usage --reset")
+    kernel.run("%llm -m echo one two")
+    kernel.run("%llm -m echo three")
+    kernel.run("%llm -m markov -o length 5 four five")
+    table = kernel.run("%llm usage").data("text/markdown")[0]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in table.splitlines()[2:]}
+    assert rows["echo"][:2] == ["2", "3"] and rows["markov"][:3] == ["1", "2", "5"]
+    assert rows["total"][0] == "3" and rows["total"][1] == "5"
+    assert int(rows["total"][2].replace(",", "")) == int(rows["echo"][2]) + 5
+
+
+def test_logs_and_no_log(kernel):
+    kernel.run("%llm -m echo logged prompt")
+    kernel.run("%llm -m echo --no-log secret prompt")
+    table = kernel.run("%llm logs -n 5").data("text/markdown")[0]
+    assert "| echo | done | logged prompt |" in table
+    assert "secret prompt" not in table
+
+
+def test_help_lists_options_and_subcommands(kernel):
+    text = kernel.run("%llm help").stream()
+    for word in ("--model", "--attach", "--at", "--conversation", "--format", "%llm models",
+                 "%llm keys", "%llm usage", "@plot"):
+        assert word in text
+    doc = kernel.run("from llm_notebook.notebook.magics import LLMMagics\nprint(LLMMagics.llm.__doc__)")
+    assert "--no-interpolate" in doc.stream()

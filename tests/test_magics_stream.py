@@ -1,0 +1,104 @@
+"""Streaming in a real kernel: display traffic stays bounded, first text comes at once, and an
+interrupt keeps the partial answer and leaves the kernel ready."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+from tests.magics_kernel import KernelNotebook
+
+
+PARROT = '''
+%load_ext llm_notebook
+import re, time
+import llm_notebook
+
+
+class Parrot(llm_notebook.Model):
+    """Says the prompt back word by word, unquoted, so the answer's Markdown is the prompt's."""
+    model_id = "parrot"
+
+    class Options(llm_notebook.Options):
+        delay: float = 0.0
+
+    def execute(self, prompt, stream, response, conversation):
+        for piece in re.findall(r"\\s*\\S+", prompt.prompt):
+            time.sleep(prompt.options.delay)
+            yield piece
+
+
+llm_notebook.register(Parrot())
+'''
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("notebook")
+    notebook = KernelNotebook(workdir, env={
+        "LLM_NOTEBOOK_USER_PATH": str(workdir / "user"), "LLM_NOTEBOOK_LOAD_PLUGINS": ""})
+    notebook.run(PARROT)
+    yield notebook
+    notebook.close()
+
+
+def answer_messages(run) -> list[dict]:
+    """The display messages of the answer (not the usage table), in order."""
+    [answer_id] = {m["content"]["transient"]["display_id"] for m in run.display_messages()
+                   if "llm_notebook" in m["content"].get("metadata", {})}
+    return [m for m in run.display_messages()
+            if (m["content"].get("transient") or {}).get("display_id") == answer_id]
+
+
+def test_long_answer_display_traffic_is_a_small_multiple_of_its_size(kernel):
+    kernel.run("%config LLMMagics.display_interval = 0")  # only the byte budget throttles
+    words = " ".join(f"word{i}" for i in range(6000))
+    run = kernel.run(f"%%llm -m echo --no-usage\n{words}")
+    messages = answer_messages(run)
+    final = messages[-1]["content"]["data"]["text/markdown"]
+    assert words in final
+    sent = sum(len(json.dumps(m["content"]["data"])) for m in run.display_messages())
+    assert len(messages) >= 15, "the answer did not stream"
+    assert sent <= 8 * len(final), f"{sent} bytes sent for a {len(final)}-byte answer"
+    assert messages[0]["msg_type"] == "display_data"
+    assert messages[0]["content"]["data"]["text/markdown"].strip() == "**Prompt**"
+    assert all(m["msg_type"] == "update_display_data" for m in messages[1:])
+    [output] = [o for o in run.displays()]
+    assert output["data"]["text/markdown"] == final  # the notebook keeps the exact final text
+
+
+def test_first_text_shows_at_once_and_partial_code_fences_are_closed(kernel):
+    kernel.run("%config LLMMagics.display_interval = 0.1")
+    run = kernel.run("%%llm -m parrot -o delay 0.1 --no-usage\nCode:\n```python\nx = 1\ny = 2\nz = 3\n```")
+    messages = answer_messages(run)
+
+    def at(message):
+        return datetime.fromisoformat(str(message["header"]["date"]).replace("Z", "+00:00"))
+
+    started = at(next(m for m in run.messages if m["msg_type"] == "execute_input"))
+    assert (at(messages[0]) - started).total_seconds() < 0.5
+    assert (at(messages[-1]) - started).total_seconds() > 1.0
+    partial = [m["content"]["data"]["text/markdown"] for m in messages[1:-1]]
+    opened = [text for text in partial if text.count("```") == 2]
+    assert len(opened) >= 3 and all(text.endswith("\n```") for text in opened)
+    assert messages[-1]["content"]["data"]["text/markdown"] == "Code:\n```python\nx = 1\ny = 2\nz = 3\n```"
+
+
+def test_interrupt_keeps_the_partial_answer_and_the_kernel_stays_usable(kernel):
+    prompt = " ".join(f"w{i}" for i in range(200))
+    run = kernel.run(f"%llm -m echo -o delay 0.05 --out partial {prompt}",
+                     expect_error=True, interrupt_after_displays=3)
+    assert run.error["traceback"] == [
+        "KeyboardInterrupt: streaming stopped; the partial answer above is kept"]
+    [answer] = [o for o in run.displays() if "llm_notebook" in o["metadata"]]
+    assert answer["metadata"]["llm_notebook"]["status"] == "interrupted"
+    shown = answer["data"]["text/markdown"]
+    assert shown.startswith("**Prompt**\n\n> w0 ") and "w199" not in shown
+    assert shown.endswith("_[interrupted: the answer above is partial]_")
+    after = kernel.run("import llm_notebook\n"
+                       "print(1 + 1, llm_notebook.logs(1)[0]['status'], partial.startswith('**Prompt**'))")
+    assert after.stream() == "2 interrupted True\n"
+    again = kernel.run("%llm -m echo still here")
+    assert "> still here" in again.displays()[0]["data"]["text/markdown"]
