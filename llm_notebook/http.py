@@ -7,6 +7,7 @@ lookup) stays cheap.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import email.utils
 import html
 import json
@@ -76,9 +77,20 @@ def sync_client(origin: str):
         with _lock:
             client = _sync_clients.get(origin)
             if client is None:
+                if not _sync_clients:
+                    atexit.register(close_sync_clients)
                 client = httpx.Client(headers={"User-Agent": _USER_AGENT}, timeout=_timeout())
                 _sync_clients[origin] = client
     return client
+
+
+def close_sync_clients() -> None:
+    """Close the pooled connections (at exit, so no socket is left for the garbage collector)."""
+    with _lock:
+        clients = list(_sync_clients.values())
+        _sync_clients.clear()
+    for client in clients:
+        client.close()
 
 
 def async_client(origin: str):

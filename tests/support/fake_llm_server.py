@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
+
 DEFAULT_WORDS = ["Hello ", "from ", "the ", "fake ", "server."]
 
 
@@ -310,6 +312,24 @@ def _handler_for(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(b"0\r\n\r\n")
 
     return Handler
+
+
+# -- pytest fixtures (import them into a test module to use them) -----------------------------------
+@pytest.fixture(scope="session")
+def fake_llm_server():
+    """One loopback server for the whole session."""
+    server = FakeLLMServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def llm_server(fake_llm_server, monkeypatch):
+    """The session's server, emptied, with the OpenAI and Anthropic models pointed at it."""
+    fake_llm_server.reset()
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_llm_server.openai_url)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_llm_server.url)
+    return fake_llm_server
 
 
 def main() -> None:

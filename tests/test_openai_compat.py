@@ -1,0 +1,372 @@
+"""The OpenAI-compatible plugin against a real HTTP server on loopback (tests/support/fake_llm_server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+import llm_notebook
+from llm_notebook import Attachment, ModelError, OptionsError, AttachmentError, Usage
+from llm_notebook.log import log_path
+from tests.support.fake_llm_server import (  # noqa: F401 - fake_llm_server, llm_server: fixtures
+    Reply, error_reply, fake_llm_server, json_reply, llm_server, openai_chunk, openai_completion,
+    openai_events, openai_usage, sse, stream_reply)
+
+KEY = "sk-test-SECRET123"
+WORDS = ["The ", "answer ", "is ", "42."]
+
+
+def gpt():
+    return llm_notebook.get_model("gpt-4o-mini")
+
+
+def assert_no_key(*texts):
+    for text in texts:
+        assert KEY not in text
+
+
+def assert_key_not_logged():
+    assert KEY not in json.dumps(llm_notebook.logs(None))
+    assert KEY.encode() not in log_path().read_bytes()
+
+
+# -- streaming and the awkward parts of the wire format ---------------------------------------------
+@pytest.mark.parametrize("crlf", [False, True])
+def test_stream_survives_keepalives_crlf_split_writes_and_usage_only_chunk(llm_server, crlf):
+    usage = openai_usage(prompt_tokens=12, completion_tokens=4, cached=8, reasoning=2)
+    llm_server.queue(stream_reply(sse(openai_events(WORDS, usage=usage), crlf=crlf, keepalive=True,
+                                      split=True)))
+    response = gpt().prompt("What is the answer?", key=KEY)
+    assert list(response) == WORDS
+    assert response.text() == "The answer is 42."
+    assert response.usage() == Usage(input=12, output=4, details={
+        "prompt_tokens_details": {"cached_tokens": 8},
+        "completion_tokens_details": {"reasoning_tokens": 2}})
+    assert response.status == "done"
+    assert response.json()["finish_reason"] == "stop"
+
+
+def test_request_carries_messages_options_key_and_usage_request(llm_server):
+    gpt().prompt("Hi", system="Be brief", key=KEY, temperature=0.2, max_tokens=50, top_p=0.9,
+                 stop=["\n\n"], seed=7, frequency_penalty=0.5, presence_penalty=-0.5,
+                 json_object=True, extra_body={"top_k": 40}).text()
+    request = llm_server.requests[-1]
+    assert request.path == "/v1/chat/completions"
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert request.body == {
+        "model": "gpt-4o-mini", "stream": True, "stream_options": {"include_usage": True},
+        "messages": [{"role": "system", "content": "Be brief"}, {"role": "user", "content": "Hi"}],
+        "temperature": 0.2, "max_tokens": 50, "top_p": 0.9, "stop": ["\n\n"], "seed": 7,
+        "frequency_penalty": 0.5, "presence_penalty": -0.5,
+        "response_format": {"type": "json_object"}, "top_k": 40}
+
+
+def test_unset_options_are_not_sent(llm_server):
+    gpt().prompt("Hi", key=KEY).text()
+    assert set(llm_server.last_body()) == {"model", "messages", "stream", "stream_options"}
+
+
+@pytest.mark.parametrize("options, named", [
+    ({"temperature": 5}, "temperature"), ({"max_tokens": 0}, "max_tokens"),
+    ({"top_p": "lots"}, "top_p"), ({"temprature": 1}, "temprature")])
+def test_invalid_options_fail_before_any_request(llm_server, options, named):
+    with pytest.raises(OptionsError, match=named):
+        gpt().prompt("Hi", key=KEY, **options)
+    assert llm_server.requests == []
+
+
+def test_non_streaming_answer(llm_server):
+    llm_server.queue(json_reply(openai_completion("Whole answer.", usage=openai_usage(3, 2))))
+    response = gpt().prompt("Hi", key=KEY, stream=False)
+    assert response.text() == "Whole answer."
+    assert response.usage() == Usage(input=3, output=2)
+    assert response.json()["object"] == "chat.completion"
+    assert llm_server.last_body()["stream"] is False
+    assert "stream_options" not in llm_server.last_body()
+
+
+def test_stream_without_usage_leaves_usage_unset(llm_server):
+    llm_server.queue(stream_reply(sse(openai_events(WORDS, usage=None))))
+    response = gpt().prompt("Hi", key=KEY)
+    assert response.text() == "The answer is 42."
+    assert response.usage() == Usage()
+
+
+# -- attachments and conversations ------------------------------------------------------------------
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a4b80000000049454e44ae426082")
+
+
+def test_attachments_become_content_parts(llm_server):
+    attachments = [Attachment(url="https://example.com/cat.png"), Attachment(content=PNG),
+                   Attachment(type="application/pdf", content=b"%PDF-1.4 tiny")]
+    gpt().prompt("Compare", attachments=attachments, key=KEY).text()
+    parts = llm_server.last_body()["messages"][-1]["content"]
+    assert parts[0] == {"type": "text", "text": "Compare"}
+    assert parts[1] == {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
+    assert parts[2]["image_url"]["url"].startswith("data:image/png;base64,iVBORw0KGgo")
+    assert parts[3]["type"] == "file"
+    assert parts[3]["file"]["file_data"].startswith("data:application/pdf;base64,")
+
+
+def test_audio_attachments_are_input_audio(llm_server):
+    model = llm_notebook.get_model("gpt-4o-audio-preview")
+    model.prompt(attachments=[Attachment(type="audio/wav", content=b"RIFFxxxxWAVE"),
+                              Attachment(type="audio/mpeg", content=b"ID3xxxx")], key=KEY).text()
+    parts = llm_server.last_body()["messages"][-1]["content"]
+    assert [p["input_audio"]["format"] for p in parts] == ["wav", "mp3"]
+    assert parts[0]["input_audio"]["data"] == "UklGRnh4eHhXQVZF"
+
+
+def test_unaccepted_attachment_fails_before_any_request(llm_server):
+    with pytest.raises(AttachmentError, match="audio/wav.*image/png"):
+        gpt().prompt("Listen", attachments=[Attachment(type="audio/wav", content=b"RIFF")], key=KEY)
+    assert llm_server.requests == []
+
+
+def test_conversation_sends_earlier_turns_with_their_attachments(llm_server):
+    conversation = gpt().conversation()
+    conversation.prompt("Look", attachments=[Attachment(content=PNG)], system="Be kind",
+                        key=KEY).text()
+    llm_server.queue(stream_reply(sse(openai_events(["Fine."], usage=None))))
+    conversation.prompt("And now?", key=KEY).text()
+    messages = llm_server.last_body()["messages"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[0]["content"] == "Be kind"
+    assert messages[1]["content"][0] == {"type": "text", "text": "Look"}
+    assert messages[1]["content"][1]["type"] == "image_url"
+    assert messages[2]["content"] == "Hello from the fake server."
+    assert messages[3]["content"] == "And now?"
+
+
+# -- async ----------------------------------------------------------------------------------------
+def test_async_streaming_non_streaming_and_conversation(llm_server):
+    async def main():
+        model = llm_notebook.get_async_model("gpt-4o-mini")
+        llm_server.queue(stream_reply(sse(openai_events(WORDS, usage=openai_usage(5, 4)),
+                                          split=True)))
+        chunks = [chunk async for chunk in model.prompt("Hi", key=KEY)]
+        whole = await model.prompt("Hi", key=KEY, stream=False)
+        conversation = model.conversation()
+        await conversation.prompt("One", key=KEY).text()
+        await conversation.prompt("Two", key=KEY).text()
+        return chunks, await whole.text(), await whole.usage()
+
+    chunks, whole, usage = asyncio.run(main())
+    assert chunks == WORDS
+    assert whole == "Hello from the fake server."
+    assert usage == Usage(input=11, output=5)
+    assert [m["content"] for m in llm_server.last_body()["messages"]] == [
+        "One", "Hello from the fake server.", "Two"]
+
+
+def test_async_clients_are_per_event_loop_and_reused_within_one(llm_server):
+    async def two_prompts():
+        model = llm_notebook.get_async_model("gpt-4o-mini")
+        await model.prompt("a", key=KEY).text()
+        await model.prompt("b", key=KEY).text()
+
+    asyncio.run(two_prompts())
+    asyncio.run(two_prompts())  # a new loop: the first loop's connections must not be used
+    connections = [r.connection for r in llm_server.requests]
+    assert connections[0] == connections[1]
+    assert connections[2] == connections[3]
+    assert connections[1] != connections[2]
+
+
+def test_sync_prompts_reuse_one_connection(llm_server):
+    for _ in range(3):
+        gpt().prompt("Hi", key=KEY).text()
+    assert len({r.connection for r in llm_server.requests}) == 1
+
+
+# -- errors ---------------------------------------------------------------------------------------
+def test_rejected_key_names_the_fix_and_never_the_key(llm_server):
+    llm_server.queue(error_reply(401, f"Incorrect API key provided: {KEY}"))
+    response = gpt().prompt("Hi", key=KEY)
+    with pytest.raises(ModelError) as caught:
+        response.text()
+    message = str(caught.value)
+    assert "API key was rejected" in message and "Incorrect API key provided" in message
+    assert "set_key('openai'" in message and "OPENAI_API_KEY" in message
+    assert_no_key(message, repr(response), repr(gpt()), repr(caught.value), response.error)
+    assert_key_not_logged()
+
+
+def test_missing_model_is_named(llm_server):
+    llm_server.queue(error_reply(404, "The model `gpt-4o-mini` does not exist"))
+    with pytest.raises(ModelError, match=r"Model 'gpt-4o-mini' was not found.*does not exist"):
+        gpt().prompt("Hi", key=KEY).text()
+
+
+def test_rate_limit_is_retried_honouring_retry_after(llm_server):
+    llm_server.queue(error_reply(429, "slow down", headers={"retry-after-ms": "300"}),
+                     error_reply(503, "busy", headers={"Retry-After": "0"}))
+    start = time.monotonic()
+    assert gpt().prompt("Hi", key=KEY).text() == "Hello from the fake server."
+    assert time.monotonic() - start >= 0.3
+    assert len(llm_server.requests) == 3
+
+
+def test_retries_are_bounded(llm_server, monkeypatch):
+    monkeypatch.setattr(llm_notebook.settings, "max_retries", 2)
+    llm_server.queue(*[error_reply(429, "Rate limit reached", headers={"Retry-After": "0"})] * 3)
+    with pytest.raises(ModelError, match=r"Rate limited \(after 2 retries\).*Rate limit reached"):
+        gpt().prompt("Hi", key=KEY).text()
+    assert len(llm_server.requests) == 3
+
+
+def test_html_error_page_becomes_a_readable_message(llm_server, monkeypatch):
+    monkeypatch.setattr(llm_notebook.settings, "max_retries", 0)
+    llm_server.queue(error_reply(502, "Bad Gateway", kind="html"))
+    with pytest.raises(ModelError) as caught:
+        gpt().prompt("Hi", key=KEY).text()
+    assert "HTTP 502" in str(caught.value) and "502 Bad Gateway" in str(caught.value)
+    assert "<" not in str(caught.value)
+
+
+def test_html_instead_of_a_stream_is_an_error(llm_server):
+    llm_server.queue(Reply(pieces=[b"<html><title>Login required</title></html>"],
+                           content_type="text/html", chunked=False))
+    with pytest.raises(ModelError, match="text/html instead of an event stream"):
+        gpt().prompt("Hi", key=KEY).text()
+
+
+def test_broken_stream_keeps_the_partial_text_and_is_not_retried(llm_server):
+    llm_server.queue(stream_reply(sse(openai_events(WORDS, usage=None))[:3], cut=True))
+    response = gpt().prompt("Hi", key=KEY)
+    seen = []
+    with pytest.raises(ModelError, match="broke off.*partial answer is kept"):
+        for chunk in response:
+            seen.append(chunk)
+    assert seen == ["The ", "answer "]
+    assert response.text() == "The answer "
+    assert response.status == "error"
+    assert len(llm_server.requests) == 1
+
+
+def test_stream_ending_without_done_or_finish_is_an_error(llm_server):
+    events = openai_events(WORDS, usage=None, done=False)[:-1]  # no finish chunk, no [DONE]
+    llm_server.queue(stream_reply(sse(events)))
+    response = gpt().prompt("Hi", key=KEY)
+    with pytest.raises(ModelError, match="ended before the answer was complete"):
+        response.text()
+    assert response.text() == "The answer is 42."
+
+
+def test_malformed_data_mid_stream_keeps_the_partial_text(llm_server):
+    events = [(None, openai_chunk("Partial ")), (None, '{"choices": [{"delta": {"cont')]
+    llm_server.queue(stream_reply(sse(events)))
+    response = gpt().prompt("Hi", key=KEY)
+    with pytest.raises(ModelError, match="malformed data"):
+        response.text()
+    assert response.text() == "Partial "
+
+
+def test_error_event_mid_stream(llm_server):
+    events = [(None, openai_chunk("Partial ")),
+              (None, {"error": {"message": "The server had an error while processing"}})]
+    llm_server.queue(stream_reply(sse(events)))
+    response = gpt().prompt("Hi", key=KEY)
+    with pytest.raises(ModelError, match="error mid-answer: The server had an error"):
+        response.text()
+    assert response.text() == "Partial "
+
+
+def test_read_timeout_is_a_setting(llm_server, monkeypatch):
+    monkeypatch.setattr(llm_notebook.settings, "read_timeout", 0.3)
+    llm_server.queue(stream_reply(sse(openai_events(WORDS, usage=None)), pause=1.5))
+    response = gpt().prompt("Hi", key=KEY)
+    with pytest.raises(ModelError, match=r"sent nothing for 0.3 s.*settings.read_timeout"):
+        response.text()
+    assert response.text() == ""
+
+
+def test_async_errors_match_sync_ones(llm_server):
+    llm_server.queue(error_reply(401, f"bad key {KEY}"))
+
+    async def main():
+        return await llm_notebook.get_async_model("gpt-4o-mini").prompt("Hi", key=KEY).text()
+
+    with pytest.raises(ModelError, match="API key was rejected") as caught:
+        asyncio.run(main())
+    assert_no_key(str(caught.value))
+
+
+# -- endpoints --------------------------------------------------------------------------------------
+def test_add_openai_endpoint_lists_the_servers_models(llm_server):
+    ids = llm_notebook.add_openai_endpoint(llm_server.openai_url, api_key=KEY,
+                                           aliases={"fake-small": "small"})
+    assert ids == ["fake-small", "fake-vision"]
+    assert llm_server.requests[0].path == "/v1/models"
+    assert llm_server.requests[0].headers["authorization"] == f"Bearer {KEY}"
+    model = llm_notebook.get_model("small")
+    assert model.prompt("Hi").text() == "Hello from the fake server."
+    assert llm_server.last_body()["model"] == "fake-small"
+    assert llm_server.requests[-1].headers["authorization"] == f"Bearer {KEY}"
+    assert_no_key(repr(model), str(model), repr(model.prompt("x")))
+
+
+def test_endpoint_with_named_models_and_vision_needs_no_network(llm_server):
+    ids = llm_notebook.add_openai_endpoint("http://127.0.0.1:9/v1", models=["seen-model"],
+                                           vision=True, aliases=["seer"])
+    assert ids == ["seen-model"] and llm_server.requests == []
+    model = llm_notebook.get_model("seer")
+    assert "image/png" in model.attachment_types
+    assert not model.prompt("x").prompt.options.model_dump(exclude_unset=True)
+
+
+def test_endpoint_key_from_environment(llm_server, monkeypatch):
+    monkeypatch.setenv("FAKE_ENDPOINT_KEY", KEY)
+    llm_notebook.add_openai_endpoint(llm_server.openai_url, name="fakehost", models=["keyed"],
+                                     api_key_env="FAKE_ENDPOINT_KEY")
+    llm_notebook.get_model("keyed").prompt("Hi").text()
+    assert llm_server.requests[-1].headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_connection_refused_names_the_url_and_the_likely_cause():
+    with pytest.raises(ModelError) as caught:
+        llm_notebook.add_openai_endpoint("http://127.0.0.1:9/v1")
+    assert "http://127.0.0.1:9/v1/models" in str(caught.value)
+    assert "Is the server running" in str(caught.value)
+
+
+def test_presets_name_the_usual_local_servers():
+    from llm_notebook.endpoints import resolve_base_url
+
+    assert resolve_base_url("ollama") == ("http://localhost:11434/v1", "ollama")
+    assert resolve_base_url("llama.cpp")[0] == "http://localhost:8080/v1"
+    assert resolve_base_url("LMStudio")[0] == "http://localhost:1234/v1"
+    assert resolve_base_url("vllm")[0] == "http://localhost:8000/v1"
+    with pytest.raises(ValueError, match="Not a base URL or a preset: 'olama'"):
+        resolve_base_url("olama")
+
+
+def test_endpoints_config_file_registers_models_on_load(user_dir, llm_server):
+    from llm_notebook.plugins import PluginWarning, Registry
+
+    user_dir.mkdir(parents=True, exist_ok=True)
+    (user_dir / "openai_endpoints.json").write_text(json.dumps([
+        {"base_url": llm_server.openai_url, "name": "fake", "models": ["from-file"],
+         "aliases": {"from-file": "ff"}},
+        {"base_url": "ollama"},
+    ]))
+    registry = Registry()
+    with pytest.warns(PluginWarning, match="endpoint 2.*models"):
+        model = registry.get_model("ff")
+    assert model.model_id == "from-file"
+    assert registry.get_model("gpt-4o").model_id == "gpt-4o"  # the bad entry spoilt nothing else
+    assert model.prompt("Hi").text() == "Hello from the fake server."
+    assert llm_server.requests[-1].path == "/v1/chat/completions"
+
+
+def test_loading_the_plugins_does_not_import_httpx():
+    code = ("import sys, llm_notebook; llm_notebook.get_model('gpt-4o'); "
+            "llm_notebook.get_model('claude-sonnet-4-5'); print('httpx' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
