@@ -27,6 +27,9 @@ _EXPORTS = {
     "log": ("logs",),
     "endpoints": ("add_openai_endpoint",),
     "batch": ("map", "last_map", "MapInterrupted"),
+    "interpolate": ("InterpolationError",),
+    "usage": ("session_usage", "SessionUsage"),
+    "conversations": ("Conversations",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
