@@ -340,3 +340,37 @@ def test_help_lists_options_and_subcommands(kernel):
         assert word in text
     doc = kernel.run("from llm_notebook.notebook.magics import LLMMagics\nprint(LLMMagics.llm.__doc__)")
     assert "--no-interpolate" in doc.stream()
+
+
+def test_keys_set_reads_the_key_with_getpass_and_never_shows_it(kernel):
+    from jupyter_client import BlockingKernelClient
+
+    secret = "sk-typed-not-shown-5678"
+    client = BlockingKernelClient()
+    client.load_connection_info(kernel.client.km.get_connection_info())
+    client.start_channels()
+    seen = []
+    try:
+        prompts = []
+        reply = client.execute_interactive(
+            "%llm keys set testkey", allow_stdin=True, timeout=30,
+            stdin_hook=lambda msg: (prompts.append(msg["content"]), client.input(secret)),
+            output_hook=seen.append)
+    finally:
+        client.stop_channels()
+    assert reply["content"]["status"] == "ok"
+    assert prompts == [{"prompt": "Key for testkey: ", "password": True}]
+    assert secret not in json.dumps([m["content"] for m in seen])
+    assert "| keyed |  | sync | none | testkey: set |" in kernel.run("%llm models").data("text/markdown")[0]
+    assert markdown(kernel.run("%llm -m keyed hi")) == f"got a key of {len(secret)} characters"
+    assert kernel.run("%llm keys").stream() == "Stored keys: testkey\n"
+    kernel.run("llm_notebook.delete_key('testkey')")
+
+
+def test_config_turns_the_usage_table_off(kernel):
+    kernel.run("%config LLMMagics.show_usage = False")
+    try:
+        assert len(kernel.run("%llm -m echo hi").displays()) == 1
+    finally:
+        kernel.run("%config LLMMagics.show_usage = True")
+    assert len(kernel.run("%llm -m echo hi").displays()) == 2
