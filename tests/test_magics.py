@@ -43,7 +43,16 @@ class OnlyAsync(AsyncModel):
             yield word + " "
 
 
+class Broken(Model):
+    model_id = "broken"
+
+    def execute(self, prompt, stream, response, conversation):
+        yield "half an answer "
+        raise RuntimeError("backend fell over")
+
+
 llm_notebook.register(Fixed())
+llm_notebook.register(Broken())
 llm_notebook.register(Keyed())
 llm_notebook.register(None, OnlyAsync())
 '''
@@ -279,6 +288,15 @@ def test_format_text_shows_plain_text(kernel):
 def test_user_errors_are_one_clear_line(kernel, source, expected):
     kernel.run("import numpy as np\narr = np.zeros((4, 4), dtype=np.uint8)\ncfg = {'lr': 0.1}")
     assert one_line_error(kernel.run(source, expect_error=True)).startswith(expected)
+
+
+def test_model_failure_mid_stream_keeps_the_partial_answer_and_is_one_line(kernel):
+    run = kernel.run("%llm -m broken hi", expect_error=True)
+    assert one_line_error(run) == "ModelError: Model 'broken' failed: RuntimeError: backend fell over"
+    output = answer_of(run)
+    assert output["metadata"]["llm_notebook"]["status"] == "error"
+    assert output["data"]["text/markdown"] == (
+        "half an answer \n\n_[stopped by an error: the answer above is partial]_")
 
 
 def test_key_option_is_used_and_never_shown(kernel):
