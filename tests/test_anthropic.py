@@ -1,0 +1,147 @@
+"""The Anthropic plugin against a real HTTP server on loopback (tests/support/fake_llm_server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+import llm_notebook
+from llm_notebook import Attachment, ModelError, NeedsKeyException, OptionsError, Usage
+from tests.support.fake_llm_server import (  # noqa: F401 - fake_llm_server, llm_server: fixtures
+    anthropic_events, anthropic_message, anthropic_usage, error_reply, fake_llm_server, json_reply,
+    llm_server, sse, stream_reply)
+
+KEY = "sk-ant-test-SECRET123"
+WORDS = ["Claude ", "says ", "hi."]
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a4b80000000049454e44ae426082")
+
+
+def claude():
+    return llm_notebook.get_model("claude-sonnet-4-5")
+
+
+def test_stream_text_and_usage_with_cache_details(llm_server):
+    usage = anthropic_usage(input_tokens=30, output_tokens=1, cache_creation=12, cache_read=100)
+    llm_server.queue(stream_reply(sse(anthropic_events(WORDS, usage=usage, final_output=9),
+                                      crlf=True, split=True)))
+    response = claude().prompt("Hello", key=KEY)
+    assert list(response) == WORDS
+    assert response.usage() == Usage(input=30, output=9, details={
+        "cache_creation_input_tokens": 12, "cache_read_input_tokens": 100})
+    assert response.json()["stop_reason"] == "end_turn"
+
+
+def test_request_headers_body_and_default_max_tokens(llm_server):
+    claude().prompt("Hello", system="Be brief", key=KEY, temperature=0.3, top_k=5,
+                    stop_sequences=["END"]).text()
+    request = llm_server.requests[-1]
+    assert request.path == "/v1/messages"
+    assert request.headers["x-api-key"] == KEY
+    assert request.headers["anthropic-version"] == "2023-06-01"
+    assert "authorization" not in request.headers
+    assert request.body == {"model": "claude-sonnet-4-5", "max_tokens": 4096, "stream": True,
+                            "system": "Be brief", "temperature": 0.3, "top_k": 5,
+                            "stop_sequences": ["END"],
+                            "messages": [{"role": "user", "content": "Hello"}]}
+
+
+def test_options_are_checked_before_any_request(llm_server):
+    with pytest.raises(OptionsError, match="temperature"):
+        claude().prompt("Hello", key=KEY, temperature=1.5)
+    assert llm_server.requests == []
+
+
+def test_missing_key_says_how_to_set_one(llm_server):
+    with pytest.raises(NeedsKeyException, match="set_key\\('anthropic'.*ANTHROPIC_API_KEY"):
+        claude().prompt("Hello")
+
+
+def test_images_and_pdfs_become_source_blocks(llm_server):
+    attachments = [Attachment(content=PNG), Attachment(url="https://example.com/cat.jpg"),
+                   Attachment(type="application/pdf", content=b"%PDF-1.4 tiny")]
+    claude().prompt("Describe", attachments=attachments, key=KEY).text()
+    blocks = llm_server.last_body()["messages"][-1]["content"]
+    assert blocks[0]["type"] == "image"
+    assert blocks[0]["source"]["media_type"] == "image/png"
+    assert blocks[0]["source"]["data"].startswith("iVBORw0KGgo")
+    assert blocks[1] == {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}}
+    assert blocks[2]["type"] == "document"
+    assert blocks[2]["source"]["media_type"] == "application/pdf"
+    assert blocks[3] == {"type": "text", "text": "Describe"}
+
+
+def test_conversation_keeps_history_and_system_prompt(llm_server):
+    conversation = claude().conversation()
+    conversation.prompt("First", system="You are terse", key=KEY).text()
+    conversation.prompt("Second", key=KEY).text()
+    body = llm_server.last_body()
+    assert body["system"] == "You are terse"
+    assert body["messages"] == [{"role": "user", "content": "First"},
+                                {"role": "assistant", "content": "Hello from the fake server."},
+                                {"role": "user", "content": "Second"}]
+
+
+def test_non_streaming_message(llm_server):
+    llm_server.queue(json_reply(anthropic_message("All at once.", usage=anthropic_usage(7, 3))))
+    response = claude().prompt("Hello", key=KEY, stream=False)
+    assert response.text() == "All at once."
+    assert response.usage() == Usage(input=7, output=3)
+    assert llm_server.last_body()["stream"] is False
+
+
+def test_async_streaming_and_not(llm_server):
+    async def main():
+        model = llm_notebook.get_async_model("claude-sonnet-4-5")
+        llm_server.queue(stream_reply(sse(anthropic_events(WORDS))))
+        chunks = [chunk async for chunk in model.prompt("Hello", key=KEY)]
+        whole = await model.prompt("Hello", key=KEY, stream=False)
+        return chunks, await whole.text()
+
+    assert asyncio.run(main()) == (WORDS, "Hello from the fake server.")
+
+
+def test_overloaded_529_is_retried(llm_server):
+    llm_server.queue(error_reply(529, "Overloaded", kind="anthropic", headers={"Retry-After": "0"}))
+    assert claude().prompt("Hello", key=KEY).text() == "Hello from the fake server."
+    assert len(llm_server.requests) == 2
+
+
+def test_error_event_mid_stream_keeps_the_partial_text(llm_server):
+    events = anthropic_events(WORDS, stop=False)[:4]  # message_start .. first delta
+    events.append(("error", {"type": "error", "error": {"type": "overloaded_error",
+                                                        "message": "Overloaded"}}))
+    llm_server.queue(stream_reply(sse(events)))
+    response = claude().prompt("Hello", key=KEY)
+    with pytest.raises(ModelError, match="error mid-answer: Overloaded"):
+        response.text()
+    assert response.text() == "Claude "
+    assert len(llm_server.requests) == 1
+
+
+def test_stream_without_message_stop_is_incomplete(llm_server):
+    llm_server.queue(stream_reply(sse(anthropic_events(WORDS, stop=False))))
+    response = claude().prompt("Hello", key=KEY)
+    with pytest.raises(ModelError, match="ended before the answer was complete"):
+        response.text()
+    assert response.text() == "Claude says hi."
+
+
+def test_rejected_key_never_appears(llm_server):
+    llm_server.queue(error_reply(401, f"invalid x-api-key {KEY}", kind="anthropic"))
+    response = claude().prompt("Hello", key=KEY)
+    with pytest.raises(ModelError) as caught:
+        response.text()
+    message = str(caught.value)
+    assert "API key was rejected" in message and "invalid x-api-key" in message
+    assert "set_key('anthropic'" in message
+    for text in (message, repr(response), response.error, json.dumps(llm_notebook.logs(None))):
+        assert KEY not in text
+
+
+def test_unknown_model_is_named(llm_server):
+    llm_server.queue(error_reply(404, "model: claude-sonnet-4-5", kind="anthropic"))
+    with pytest.raises(ModelError, match="Model 'claude-sonnet-4-5' was not found"):
+        claude().prompt("Hello", key=KEY).text()
