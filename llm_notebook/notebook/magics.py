@@ -340,12 +340,9 @@ class LLMMagics(Magics):
         from ..log import logs
 
         words = rest.split()
-        try:
-            count = int(words[1]) if words[:1] == ["-n"] and len(words) == 2 else (20 if not words else None)
-        except ValueError:
-            count = None
-        if count is None:
+        if words and (len(words) != 2 or words[0] != "-n" or not words[1].isdigit()):
             raise LLMError("usage: %llm logs [-n N]", "UsageError")
+        count = int(words[1]) if words else 20
         rows = [(row["datetime_utc"][:19], row["model"], row["status"],
                  _shorten(row["prompt"] or ""), _shorten(row["text"] or ""))
                 for row in logs(count)]
