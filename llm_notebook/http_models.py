@@ -7,18 +7,32 @@ send it, retry before any output, and turn network trouble into `ModelError`s.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from . import http
 from .models import AsyncKeyModel, KeyModel
 
 
-class StreamReader(Protocol):
-    """Reads one streamed answer: `feed` returns each event's text, `end` records usage."""
+class StreamReader:
+    """Reads one streamed answer: `feed` returns each event's text, `end` checks and records."""
 
-    def feed(self, event: Any) -> str | None: ...
+    def __init__(self, response, request: http.Request) -> None:
+        self.response = response
+        self.request = request
 
-    def end(self) -> None: ...
+    def feed(self, event: Any) -> str | None:
+        raise NotImplementedError
+
+    def end(self) -> None:
+        raise NotImplementedError
+
+    def error_event(self, data: Any) -> Exception:
+        return self.request.error(f"The server reported an error mid-answer: "
+                                  f"{http.server_message(data)}. The partial answer is kept")
+
+    def incomplete(self) -> Exception:
+        return self.request.error(f"The answer stream from {self.request.url} ended before the "
+                                  "answer was complete. The partial answer is kept")
 
 
 class _HTTPWire:
@@ -76,6 +90,16 @@ class AsyncHTTPModel(_HTTPWire, AsyncKeyModel):
             await events.aclose()
             await answer.aclose()
         reader.end()
+
+
+def record_usage(response, usage: dict[str, Any] | None, *, input: str, output: str,
+                 ignored: tuple[str, ...] = ()) -> None:
+    """Set the response's usage from a provider's counts: the two named ones as input and
+    output, the other non-zero ones as details."""
+    if not usage:
+        return
+    details = {k: v for k, v in usage.items() if k not in (input, output, *ignored)}
+    response.set_usage(input=usage.get(input), output=usage.get(output), details=nonzero(details))
 
 
 def nonzero(counts: Any) -> Any:

@@ -9,8 +9,9 @@ from pydantic import Field
 
 from llm_notebook import hookimpl
 from llm_notebook.http import Request, decode_event, server_message
-from llm_notebook.http_models import (AsyncHTTPModel, HTTPModel, chat_messages, nonzero,
+from llm_notebook.http_models import (AsyncHTTPModel, HTTPModel, StreamReader, chat_messages,
                                       system_prompt)
+from llm_notebook.http_models import record_usage as set_usage
 from llm_notebook.models import Options
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
@@ -58,21 +59,16 @@ def content_blocks(text: str | None, attachments) -> str | list[dict[str, Any]]:
     return blocks + ([{"type": "text", "text": text}] if text else [])
 
 
-def record_usage(response, usage: dict[str, Any]) -> None:
+def record_usage(response, usage: dict[str, Any] | None) -> None:
     """input/output tokens; cache creation and cache read tokens as details."""
-    if not usage:
-        return
-    details = {k: v for k, v in usage.items() if k not in ("input_tokens", "output_tokens")}
-    response.set_usage(input=usage.get("input_tokens"), output=usage.get("output_tokens"),
-                       details=nonzero(details))
+    set_usage(response, usage, input="input_tokens", output="output_tokens")
 
 
-class MessageStream:
+class MessageStream(StreamReader):
     """Reads a streamed message: text deltas, usage from message_start and message_delta."""
 
     def __init__(self, response, request: Request) -> None:
-        self.response = response
-        self.request = request
+        super().__init__(response, request)
         self.usage: dict[str, Any] = {}
         self.message: dict[str, Any] = {}
         self.done = False
@@ -94,14 +90,12 @@ class MessageStream:
         elif kind == "message_stop":
             self.done = True
         elif kind == "error":
-            raise self.request.error(f"The server reported an error mid-answer: "
-                                     f"{server_message(data)}. The partial answer is kept")
+            raise self.error_event(data)
         return None
 
     def end(self) -> None:
         if not self.done:
-            raise self.request.error(f"The answer stream from {self.request.url} ended before "
-                                     "the answer was complete. The partial answer is kept")
+            raise self.incomplete()
         self.message["usage"] = self.usage
         self.response.response_json = self.message
         record_usage(self.response, self.usage)

@@ -14,8 +14,9 @@ from pydantic import Field
 
 from llm_notebook import hookimpl
 from llm_notebook.http import Request, decode_event, server_message
-from llm_notebook.http_models import (AsyncHTTPModel, HTTPModel, chat_messages, nonzero,
+from llm_notebook.http_models import (AsyncHTTPModel, HTTPModel, StreamReader, chat_messages,
                                       system_prompt)
+from llm_notebook.http_models import record_usage as set_usage
 from llm_notebook.models import Options
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -82,20 +83,15 @@ def build_messages(prompt, conversation) -> list[dict[str, Any]]:
 
 def record_usage(response, usage: dict[str, Any] | None) -> None:
     """prompt/completion tokens as input/output; the other non-zero counts as details."""
-    if not usage:
-        return
-    details = {k: v for k, v in usage.items()
-               if k not in ("prompt_tokens", "completion_tokens", "total_tokens")}
-    response.set_usage(input=usage.get("prompt_tokens"), output=usage.get("completion_tokens"),
-                       details=nonzero(details))
+    set_usage(response, usage, input="prompt_tokens", output="completion_tokens",
+              ignored=("total_tokens",))
 
 
-class ChatStream:
+class ChatStream(StreamReader):
     """Reads a streamed chat completion: content deltas, the finish reason, usage, `[DONE]`."""
 
     def __init__(self, response, request: Request) -> None:
-        self.response = response
-        self.request = request
+        super().__init__(response, request)
         self.done = False
         self.finish_reason = None
         self.usage = None
@@ -123,14 +119,12 @@ class ChatStream:
             if delta:
                 return delta.get("content")
         elif "error" in chunk:
-            raise self.request.error(f"The server reported an error mid-answer: "
-                                     f"{server_message(chunk)}. The partial answer is kept")
+            raise self.error_event(chunk)
         return None
 
     def end(self) -> None:
         if not self.done and self.finish_reason is None:
-            raise self.request.error(f"The answer stream from {self.request.url} ended before "
-                                     "the answer was complete. The partial answer is kept")
+            raise self.incomplete()
         self.response.response_json = {"id": self.last.get("id"), "model": self.last.get("model"),
                                        "finish_reason": self.finish_reason, "usage": self.usage}
         record_usage(self.response, self.usage)
