@@ -250,6 +250,19 @@ def test_broken_stream_keeps_the_partial_text_and_is_not_retried(llm_server):
     assert len(llm_server.requests) == 1
 
 
+def test_stopping_early_closes_the_stream_and_the_endpoint_still_works(llm_server):
+    llm_server.queue(stream_reply(sse(openai_events(WORDS * 5, usage=None)), pause=0.2))
+    response = gpt().prompt("Hi", key=KEY)
+    start = time.monotonic()
+    for chunk in response:
+        break
+    del chunk
+    assert response.status == "interrupted"
+    assert response.text() == "The "
+    assert time.monotonic() - start < 1.0  # did not wait for the other 20 chunks
+    assert gpt().prompt("Again", key=KEY).text() == "Hello from the fake server."
+
+
 def test_stream_ending_without_done_or_finish_is_an_error(llm_server):
     events = openai_events(WORDS, usage=None, done=False)[:-1]  # no finish chunk, no [DONE]
     llm_server.queue(stream_reply(sse(events)))
