@@ -15,12 +15,16 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # many clients connect at once; the default backlog of 5 drops some
+
+
 class SlowServer:
     def __init__(self, delay: float = 0.0, interval: float = 0.0, words: int = 5) -> None:
         self.delay, self.interval, self.words = delay, interval, words
         self.requests = self.in_flight = self.most_in_flight = self.hang_ups = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
@@ -47,9 +51,16 @@ class SlowServer:
 def _handler_for(server: SlowServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # small SSE writes go out at once, as real servers do
 
         def log_message(self, *args) -> None:  # keep test output clean
             pass
+
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except ConnectionError:  # a client closed a kept-alive connection: nothing to do
+                pass
 
         def do_GET(self) -> None:
             self._send_json({"object": "list", "data": [{"id": "slow", "object": "model"}]})
