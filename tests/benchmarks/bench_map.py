@@ -1,6 +1,6 @@
 """llm_notebook.map against a slow loopback server, side by side with the `llm` library.
 
-    python tests/benchmarks/bench_map.py        (needs `pip install -e '.[bench]'` for `llm`)
+    python tests/benchmarks/bench_map.py        (the test extra installs `llm`)
 
 1. 200 prompts to an OpenAI-compatible loopback server (a separate process) that answers each
    after 100 ms, through `llm_notebook.map(..., concurrency=20)` and the built-in
@@ -140,7 +140,7 @@ def main() -> None:
         try:
             llm_time = bench_llm_sequential(slow_url)
         except ImportError:
-            print("llm library not installed (pip install -e '.[bench]'): comparison skipped")
+            print("llm library not installed (pip install -e '.[test]'): comparison skipped")
         else:
             print(f"llm library, sequential loop of the same {PROMPTS} prompts: {llm_time:.3f} s "
                   f"({llm_time / map_time:.1f}x the time of llm_notebook.map)")
