@@ -8,4 +8,5 @@ VENV="${VENV:-.venv}"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e '.[test]'
 PYTHON="$VENV/bin/python" bash scripts/install_llama_server.sh
+bash scripts/install_browser.sh
 "$VENV/bin/python" -m pytest "$@"

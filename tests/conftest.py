@@ -1,6 +1,6 @@
 import pytest
 
-pytest_plugins = ["tests.support.llama_server"]
+pytest_plugins = ["tests.support.llama_server", "tests.support.jupyterlab"]
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
 import pytest
+
+from tests.support.server_process import free_port, log_tail
 
 MODEL_ALIAS = "tiny-llama"
 INSTALL_HINT = "run scripts/install_llama_server.sh with this interpreter"
@@ -58,11 +59,7 @@ class LlamaServer:
 
     def log_tail(self, lines: int = 40) -> str:
         """Last lines of the server's combined stdout/stderr."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
 
 def _require_llama_cpp() -> List[str]:
@@ -95,12 +92,6 @@ def _require_llama_cpp() -> List[str]:
     names |= set(ConfigFileSettings.model_fields)
     names.add("config_file")
     return sorted(names)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _models_ready(base_url: str) -> Optional[dict]:
@@ -151,7 +142,7 @@ def _launch(
     from tests.support.tiny_gguf import TinyLlamaSpec
 
     log_path = workdir / f"llama_server.{attempt}.log"
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     cmd = [
         sys.executable,
