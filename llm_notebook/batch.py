@@ -16,15 +16,13 @@ import asyncio
 import contextlib
 import copy
 import functools
-import queue
 import string
 import sys
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import log, runner
+from . import runner
 from .errors import LLMNotebookError
 from .responses import Usage
 
@@ -86,27 +84,6 @@ class _Batch:
 
     def unfinished(self) -> list[int]:
         return [i for i, text in enumerate(self.texts) if text is None]
-
-
-class _LogWriter:
-    """Logs finished responses from its own thread: the shared loop never waits on SQLite."""
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._write, name="llm_notebook-map-log",
-                                        daemon=True)
-        self._thread.start()
-
-    def add(self, response) -> None:
-        self._queue.put(response)
-
-    def _write(self) -> None:
-        while (response := self._queue.get()) is not None:
-            log.record(response)
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
 
 
 class _Outcome:
@@ -270,11 +247,10 @@ def _execute(batch: _Batch, positions: list[int]):
     for position in positions:
         batch.texts[position] = batch.errors[position] = None
     bar = _progress_bar(len(positions), batch) if batch.progress else None
-    writer = _LogWriter()
     failed = 0
     try:
         with contextlib.closing(runner.relay(
-                lambda emit: _run(batch, positions, emit, writer))) as done:
+                lambda emit: _run(batch, positions, emit))) as done:
             for position in done:
                 if batch.errors[position] is not None:
                     failed += 1
@@ -293,7 +269,6 @@ def _execute(batch: _Batch, positions: list[int]):
             "llm_notebook.last_map() returns them, and its .retry_failed() runs the rest",
             _last_result) from None
     finally:
-        writer.close()
         if bar is not None:
             bar.close()
     _last_result = _result(batch)
@@ -306,19 +281,19 @@ def _progress_bar(total: int, batch: _Batch):
     return tqdm(total=total, desc=batch.model.model_id, unit="prompt")
 
 
-async def _run(batch: _Batch, positions: list[int], emit, writer: _LogWriter) -> None:
+async def _run(batch: _Batch, positions: list[int], emit) -> None:
     """At most `concurrency` workers, each taking the next item when it is free."""
     todo = iter(positions)
 
     async def worker() -> None:
         for position in todo:
-            await _answer(batch, position, writer)
+            await _answer(batch, position)
             emit(position)
 
     await asyncio.gather(*(worker() for _ in range(min(batch.concurrency, len(positions)))))
 
 
-async def _answer(batch: _Batch, position: int, writer: _LogWriter) -> None:
+async def _answer(batch: _Batch, position: int) -> None:
     error: BaseException | None = None
     for attempt in range(batch.retries + 1):
         if attempt:
@@ -329,15 +304,11 @@ async def _answer(batch: _Batch, position: int, writer: _LogWriter) -> None:
             error = exc
             continue
         batch.attempts[position].append(response)
-        logged, response.log_enabled = response.log_enabled, False
         try:
             await runner.consume(response)
         except Exception as exc:
             error = exc
             continue
-        finally:
-            if logged and response.finished:
-                writer.add(response)
         batch.texts[position] = response.text_or_raise()
         return
     batch.errors[position] = str(error)

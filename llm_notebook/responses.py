@@ -47,6 +47,11 @@ class Prompt:
             self.options = self.model.Options()
 
 
+def _as_text(chunk: Any) -> str:
+    """What execute() yielded, as text: None (an empty delta) is nothing."""
+    return "" if chunk is None else str(chunk)
+
+
 def redact(text: str, secret: str | None) -> str:
     """`text` with `secret` replaced, so a key echoed by a server never reaches the user."""
     return text.replace(secret, "***") if secret and len(secret) >= 4 else text
@@ -72,6 +77,7 @@ class _BaseResponse:
         self._chunks: list[str] = []
         self._usage = Usage()
         self._start: float | None = None
+        self._first_chunk: float | None = None
         self._end: float | None = None
         self._start_utc: _dt.datetime | None = None
 
@@ -99,15 +105,6 @@ class _BaseResponse:
         self.status = RUNNING
         self._start = time.monotonic()
         self._start_utc = _dt.datetime.now(_dt.timezone.utc)
-
-    def _add_chunk(self, chunk: Any) -> str | None:
-        if chunk is None:
-            return None
-        text = chunk if isinstance(chunk, str) else str(chunk)
-        if text:
-            self._chunks.append(text)
-            return text
-        return None
 
     def _fail(self, exc: BaseException) -> BaseException:
         """Finish as failed or interrupted; returns the exception the caller should see."""
@@ -149,6 +146,12 @@ class _BaseResponse:
         end = self._end if self._end is not None else time.monotonic()
         return int((end - self._start) * 1000)
 
+    def first_chunk_ms(self) -> int | None:
+        """Milliseconds from the start to the first text (time to first token), if any came."""
+        if self._start is None or self._first_chunk is None:
+            return None
+        return int((self._first_chunk - self._start) * 1000)
+
     def _datetime(self) -> str:
         return self._start_utc.isoformat() if self._start_utc else ""
 
@@ -162,7 +165,8 @@ class _BaseResponse:
             "attachments": [a.metadata() for a in self.attachments],
             "text": self._text_so_far(),
             "usage": {"input": usage.input, "output": usage.output, "details": usage.details},
-            "duration_ms": self._duration(), "datetime_utc": self._datetime(),
+            "duration_ms": self._duration(), "first_chunk_ms": self.first_chunk_ms(),
+            "datetime_utc": self._datetime(),
             "conversation_id": self.conversation.id if self.conversation else None,
         }
 
@@ -185,13 +189,13 @@ class Response(_BaseResponse):
         try:
             chunks = self.model.execute(**self._execute_kwargs())
             for chunk in ([chunks] if isinstance(chunks, str) else chunks):
-                if type(chunk) is str and chunk:  # the common case, kept cheap for long streams
+                if type(chunk) is not str:
+                    chunk = _as_text(chunk)
+                if chunk:
+                    if not self._chunks:
+                        self._first_chunk = time.monotonic()
                     self._chunks.append(chunk)
                     yield chunk
-                    continue
-                text = self._add_chunk(chunk)
-                if text is not None:
-                    yield text
         except GeneratorExit:
             self._finish(INTERRUPTED, "stopped before the end")
             raise
@@ -258,13 +262,13 @@ class AsyncResponse(_BaseResponse):
         try:
             chunks = self.model.execute(**self._execute_kwargs())
             async for chunk in chunks:
-                if type(chunk) is str and chunk:  # the common case, kept cheap for long streams
+                if type(chunk) is not str:
+                    chunk = _as_text(chunk)
+                if chunk:
+                    if not self._chunks:
+                        self._first_chunk = time.monotonic()
                     self._chunks.append(chunk)
                     yield chunk
-                    continue
-                text = self._add_chunk(chunk)
-                if text is not None:
-                    yield text
         except GeneratorExit:
             self._finish(INTERRUPTED, "stopped before the end")
             raise

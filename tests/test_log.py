@@ -94,6 +94,7 @@ def test_corrupt_log_warns_once_and_prompt_still_works(user_dir):
         warnings.simplefilter("always")
         assert "ok" in llm_notebook.get_model("echo").prompt("ok").text()
         assert "again" in llm_notebook.get_model("echo").prompt("again").text()
+        llm_notebook.log.flush()
     messages = [str(w.message) for w in caught if issubclass(w.category, LogWarning)]
     assert len(messages) == 1
     assert "could not write the log" in messages[0] and "the answer is unaffected" in messages[0]
@@ -101,6 +102,7 @@ def test_corrupt_log_warns_once_and_prompt_still_works(user_dir):
 
 def test_locked_log_warns_and_prompt_still_works(user_dir):
     llm_notebook.get_model("echo").prompt("create the db").text()
+    llm_notebook.log.flush()
     holder = sqlite3.connect(user_dir / "logs.db")
     holder.execute("BEGIN EXCLUSIVE")
     llm_notebook.log._warned.clear()
@@ -108,7 +110,33 @@ def test_locked_log_warns_and_prompt_still_works(user_dir):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             assert "locked" in llm_notebook.get_model("echo").prompt("locked").text()
+            llm_notebook.log.flush()
     finally:
         holder.rollback()
         holder.close()
     assert [w for w in caught if "database is locked" in str(w.message)]
+
+
+def test_log_writes_do_not_block_an_event_loop(monkeypatch):
+    """Rows are written by the log's own thread: finishing a response only queues its row."""
+    import threading
+    import time
+
+    written_on = []
+    real_write = llm_notebook.log._write
+
+    def slow_write(path, rows):
+        written_on.append(threading.current_thread().name)
+        time.sleep(0.3)
+        real_write(path, rows)
+
+    monkeypatch.setattr(llm_notebook.log, "_write", slow_write)
+
+    async def run():
+        started = time.monotonic()
+        await llm_notebook.get_async_model("echo").prompt("quick")
+        return time.monotonic() - started
+
+    assert asyncio.run(run()) < 0.25
+    assert [row["prompt"] for row in llm_notebook.logs(1)] == ["quick"]
+    assert written_on == ["llm_notebook-log"]
