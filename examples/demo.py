@@ -1,37 +1,114 @@
-"""A first run of llm_notebook from plain Python, on the offline models (no key, no network)."""
+"""The quickstart notebook, run headless in a real kernel and shown as text in the terminal.
 
+`bash scripts/demo.sh` runs this. Each cell's source is printed, then its outputs as a reader
+would see them: answers as their Markdown, usage tables as aligned text, images by size. All on
+the offline models: no key, no network. Open the same notebook in JupyterLab to see it rendered.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
 import io
+import shutil
+import sys
+import textwrap
+from pathlib import Path
 
-import llm_notebook
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "examples" / "quickstart.ipynb"
+WIDTH = min(shutil.get_terminal_size((100, 24)).columns, 100)
 
-print("Registered models:")
-for entry in llm_notebook.get_models_with_aliases():
-    kinds = "+".join(k for k, m in (("sync", entry.model), ("async", entry.async_model)) if m)
-    print(f"  {entry.model_id:<10} {kinds:<11} {entry.any_model().description}")
 
-print("\n--- echo, streamed chunk by chunk ---")
-model = llm_notebook.get_model("echo")
-png = io.BytesIO()
-try:
-    from PIL import Image
+def _load_runner():
+    spec = importlib.util.spec_from_file_location("run_examples", ROOT / "scripts" / "run_examples.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    Image.new("RGB", (64, 32), "teal").save(png, format="PNG")
-    attachments = [png.getvalue()]
-except ImportError:
-    attachments = []
-response = model.prompt("What is in this picture?", system="Answer briefly.", attachments=attachments)
-for chunk in response:
-    print(chunk, end="", flush=True)
-usage = response.usage()
-print(f"\nusage: {usage.input} in, {usage.output} out, {response.duration_ms()} ms")
 
-print("\n--- markov, a two-turn conversation ---")
-conversation = llm_notebook.get_model("markov").conversation()
-print(conversation.prompt("the quick brown fox jumps over the lazy dog and the dog sleeps",
-                          seed=7, length=12).text())
-print(conversation.prompt("the fox runs away", seed=7, length=12).text())
+def _image_size(data: str) -> str:
+    try:
+        from PIL import Image
 
-print("\n--- the log keeps every response ---")
-for row in llm_notebook.logs(3):
-    print(f"  {row['datetime_utc'][:19]}  {row['model']:<7} {row['status']:<5} "
-          f"{row['input_tokens']} in / {row['output_tokens']} out  {row['prompt']!r}")
+        width, height = Image.open(io.BytesIO(base64.b64decode(data))).size
+        return f"{width}×{height} px"
+    except Exception:  # an image we cannot measure is still worth naming
+        return "unknown size"
+
+
+def output_text(output) -> str:
+    """What a reader takes from one output, as plain text."""
+    kind = output.get("output_type")
+    if kind == "stream":
+        return output.get("text", "")
+    if kind == "error":
+        return f"{output.get('ename')}: {output.get('evalue')}"
+    data = output.get("data", {})
+    if "image/png" in data:
+        return f"[image: PNG, {_image_size(data['image/png'])}]"
+    return data.get("text/plain", "[output without a text form]")
+
+
+class Transcript:
+    """Prints the notebook as it runs: Markdown and source when a cell starts, outputs when it ends.
+
+    nbclient calls back only for code cells it executes, so the Markdown (and any cell tagged
+    to be skipped) before each one is printed when that cell starts.
+    """
+
+    def __init__(self, notebook_cells) -> None:
+        self.cells = notebook_cells
+        self.printed = 0
+
+    def cell_started(self, cell, cell_index: int, **_) -> None:
+        if cell.cell_type != "code":
+            self.catch_up(cell_index + 1)
+            return
+        self.catch_up(cell_index)
+        print("─" * WIDTH)
+        print(textwrap.indent(cell.source, "  In  │ ", lambda line: True), flush=True)
+        self.printed = cell_index + 1
+
+    def cell_executed(self, cell, cell_index: int, **_) -> None:
+        if cell.cell_type != "code":
+            return
+        for output in cell.get("outputs", []):
+            text = output_text(output).rstrip("\n")
+            if text:
+                print(textwrap.indent(text, "  Out │ ", lambda line: True))
+        print(flush=True)
+
+    def catch_up(self, upto: int) -> None:
+        for cell in self.cells[self.printed:upto]:
+            if cell.cell_type == "markdown":
+                print(cell.source + "\n")
+            elif cell.source.strip():
+                print(textwrap.indent(cell.source, "  (not run here) │ ", lambda line: True) + "\n")
+        self.printed = max(self.printed, upto)
+
+
+def main() -> int:
+    import nbformat
+
+    runner = _load_runner()
+    print(f"Running {NOTEBOOK.relative_to(ROOT)} in a fresh IPython kernel "
+          "(offline models: no key, no network)\n", flush=True)
+    transcript = Transcript(nbformat.read(NOTEBOOK, as_version=4).cells)
+    notebook = runner.execute(NOTEBOOK, on_cell_start=transcript.cell_started,
+                              on_cell_executed=transcript.cell_executed)
+    transcript.catch_up(len(notebook.cells))
+    errors = runner.error_outputs(notebook)
+    print("═" * WIDTH)
+    if errors:
+        print("The notebook reported errors:\n  " + "\n  ".join(errors))
+        return 1
+    print("Every cell ran. To see the same notebook rendered, with answers streaming in:\n\n"
+          "    pip install jupyterlab\n"
+          f"    jupyter lab {NOTEBOOK.relative_to(ROOT)}\n\n"
+          "More examples, one topic each, are in examples/.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
