@@ -15,6 +15,7 @@ The tests and `examples/demo.py` use `execute()` and `error_outputs()` from here
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import os
 import sys
@@ -72,7 +73,36 @@ def execute(path: Path, *, timeout: int = 180, **hooks):
             resources={"metadata": {"path": str(path.parent)}},
             **hooks)
         client.execute(env=kernel_environment(str(Path(scratch) / "user")))
+    refresh_widget_text(notebook)
     return notebook
+
+
+def refresh_widget_text(notebook) -> None:
+    """Give each widget output the text of the widget's final state.
+
+    A widget output's `text/plain` is taken when it is first displayed (a progress bar at 0%);
+    readers without a widget manager (GitHub, a terminal) see that text, so it is replaced by
+    the text form of the state the run ended with, which nbclient saves in the metadata.
+    """
+    states = notebook.metadata.get("widgets", {}).get(
+        "application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).get("application/vnd.jupyter.widget-view+json")
+            if view and view.get("model_id") in states:
+                output["data"]["text/plain"] = _widget_text(view["model_id"], states)
+
+
+def _widget_text(model_id: str, states: dict) -> str:
+    widget = states.get(model_id, {})
+    state = widget.get("state", {})
+    if "children" in state:
+        return "".join(_widget_text(child.removeprefix("IPY_MODEL_"), states)
+                       for child in state["children"])
+    if widget.get("model_name", "").endswith("ProgressModel"):
+        filled = round(10 * state.get("value", 0) / (state.get("max") or 1))
+        return "|" + "█" * filled + " " * (10 - filled) + "|"
+    return html.unescape(str(state.get("value", ""))).replace("\u2007", " ")
 
 
 def error_outputs(notebook) -> list[str]:
