@@ -30,6 +30,7 @@ _EXPORTS = {
     "interpolate": ("InterpolationError",),
     "usage": ("session_usage", "SessionUsage"),
     "conversations": ("Conversations",),
+    "notebook.widgets": ("chat", "model_picker", "usage_view"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

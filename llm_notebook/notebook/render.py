@@ -51,7 +51,30 @@ class Throttle:
         self._last_time = now
 
 
-class Answer:
+class ShownOnce:
+    """A cell value whose display is skipped once, in the cell that has already shown it."""
+
+    _skip_display_in: int | None = None
+
+    def skip_display_in(self, execution_count: int) -> None:
+        """Do not display again in this execution: the stream has shown it."""
+        self._skip_display_in = execution_count
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict[str, Any], dict[str, Any]]:
+        raise NotImplementedError
+
+    def _ipython_display_(self) -> None:
+        from IPython import get_ipython
+        from IPython.display import publish_display_data
+
+        shell = get_ipython()
+        if shell is not None and self._skip_display_in == shell.execution_count:
+            self._skip_display_in = None
+            return
+        publish_display_data(*self._repr_mimebundle_())
+
+
+class Answer(ShownOnce):
     """A finished (or interrupted) answer: displays as the answer, `str()` is its text.
 
     It is the cell's value, so `Out[n]` and `{Out[n]}` reach it; in the cell that streamed it,
@@ -64,7 +87,6 @@ class Answer:
         self.response = response
         self.format = format
         self.parsed = parsed
-        self._skip_display_in: int | None = None
 
     @property
     def status(self) -> str:
@@ -100,31 +122,13 @@ class Answer:
     def _repr_mimebundle_(self, include=None, exclude=None):
         return self.data(), self.metadata()
 
-    def skip_display_in(self, execution_count: int) -> None:
-        """Do not display again in this execution: the stream has shown it."""
-        self._skip_display_in = execution_count
 
-    def _ipython_display_(self) -> None:
-        from IPython import get_ipython
-        from IPython.display import publish_display_data
-
-        shell = get_ipython()
-        if shell is not None and self._skip_display_in == shell.execution_count:
-            self._skip_display_in = None
-            return
-        publish_display_data(self.data(), self.metadata())
-
-
-class KernelView:
-    """Streams one answer into one display, updated by display id."""
+class ThrottledView:
+    """Streams one answer as throttled partial renders, then the exact answer; `_send` says where."""
 
     def __init__(self, throttle: Throttle, *, plain: bool = False) -> None:
-        from IPython.display import DisplayHandle
-
         self.throttle = throttle
         self.plain = plain
-        self._handle = DisplayHandle()
-        self._shown = False
         self._chunks: list[str] = []
         self._length = 0
 
@@ -140,6 +144,20 @@ class KernelView:
 
     def finish(self, answer: Answer) -> None:
         self._send(answer.data(), answer.metadata())
+
+    def _send(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class KernelView(ThrottledView):
+    """Streams one answer into one display, updated by display id."""
+
+    def __init__(self, throttle: Throttle, *, plain: bool = False) -> None:
+        from IPython.display import DisplayHandle
+
+        super().__init__(throttle, plain=plain)
+        self._handle = DisplayHandle()
+        self._shown = False
 
     def _send(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
         if self._shown:
@@ -187,10 +205,14 @@ def stream(response: Any, chunks: Iterable[str], view: KernelView | TerminalView
         close = getattr(chunks, "close", None)
         if close is not None:
             close()  # a stream left early (an interrupt inside display) is marked interrupted
-    text = "".join(parts)
+    return conclude(response, "".join(parts), view, format=format), stopped
+
+
+def conclude(response: Any, text: str, view: Any, *, format: str = "markdown") -> Answer:
+    """The answer made of the streamed `text`, shown exactly in `view` with its provenance."""
     answer = Answer(text, response, format=format, parsed=_parsed_json(text) if format == "json" else None)
     view.finish(answer)
-    return answer, stopped
+    return answer
 
 
 def _parsed_json(text: str) -> Any:

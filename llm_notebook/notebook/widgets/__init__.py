@@ -1,0 +1,34 @@
+"""Widgets: a chat, a model picker and a live usage table (ipywidgets 8).
+
+Imported only when one of them is asked for, so `import llm_notebook` stays light.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .chat import Chat, Turn
+from .picker import ModelPicker
+from .usage_view import UsageView
+
+__all__ = ["Chat", "ModelPicker", "Turn", "UsageView", "chat", "model_picker", "usage_view"]
+
+
+def chat(model: Any = None, *, system: str | None = None, conversation: Any = None,
+         **options: Any) -> Chat:
+    """A chat widget with `model` (id, alias or model; default: the default model).
+
+    `conversation` continues an existing conversation (its earlier turns are shown);
+    `options` are model options sent with every message (`chat.options` changes them).
+    """
+    return Chat(model, system=system, conversation=conversation, **options)
+
+
+def model_picker() -> ModelPicker:
+    """A menu of the registered models, with search, that sets the default model of %%llm."""
+    return ModelPicker()
+
+
+def usage_view() -> UsageView:
+    """The session's usage by model, with totals, updating as responses finish."""
+    return UsageView()
