@@ -106,12 +106,14 @@ def _widget_text(model_id: str, states: dict) -> str:
 
 
 def error_outputs(notebook) -> list[str]:
-    """One line per error output: where it is and what it says."""
+    """One line per error output, or text written to stderr (a warning): where and what."""
     found = []
     for index, cell in enumerate(notebook.cells):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 found.append(f"cell {index}: {output.get('ename')}: {output.get('evalue')}")
+            elif output.get("output_type") == "stream" and output.get("name") == "stderr":
+                found.append(f"cell {index}: stderr: {output.get('text', '').strip()[:300]}")
     return found
 
 
