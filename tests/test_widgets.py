@@ -11,6 +11,7 @@ import io
 import re
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -20,6 +21,8 @@ from llm_notebook.models import Model
 from llm_notebook.plugins import registry
 from llm_notebook.usage import session_usage
 from tests.magics_kernel import KernelNotebook
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "chat.ipynb"
 
 
 @pytest.fixture(autouse=True)
@@ -290,3 +293,17 @@ def test_chat_in_a_kernel_attaches_plot_and_variables_and_saves_its_text(kernel)
     error = kernel.run("chat.attach_field.value = '@plot-9'\nchat.input.value = 'x'\n"
                        "chat.send_button.click()\nprint(chat.history[-1].error)").stream()
     assert error.startswith("@plot-9 asks for the image 9 back")
+
+
+def test_the_saved_example_reads_without_widgets():
+    """GitHub and nbconvert render no widgets: the saved outputs still tell the story."""
+    import nbformat
+
+    notebook = nbformat.read(str(EXAMPLE), as_version=4)
+    shown = "\n".join(output["data"]["text/markdown"] for cell in notebook.cells
+                      for output in cell.get("outputs", []) if "text/markdown" in output.get("data", {}))
+    asked = "Which **columns** of the sales table hold dates?"
+    assert f"**You**\n\n{asked}\n\n**echo**\n\n**Prompt**\n\n> {asked}" in shown
+    assert "_Usage: 1 response · 8 input · 14 output tokens" in shown
+    assert re.search(r"^\| echo \| 2 \| \d+ \| \d+ \|", shown, re.M)  # the chat's and %%llm's
+    assert "_Default model for %%llm: echo_" in shown

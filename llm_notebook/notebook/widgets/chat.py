@@ -40,12 +40,15 @@ class Turn:
     duration_ms: int = 0
     response: Any = field(default=None, repr=False)
 
+    def asked_markdown(self) -> str:
+        """The message as typed (line breaks kept: Markdown would join the lines), attachments."""
+        asked = (safe_markdown(self.prompt).replace("\n", "  \n") if self.prompt
+                 else "_(attachments only)_")
+        return asked + (f"\n\n{_attachments_note(self.attachments)}" if self.attachments else "")
+
     def markdown(self) -> str:
         """The exchange as Markdown, as a saved notebook shows it."""
-        asked = safe_markdown(self.prompt) if self.prompt else "_(attachments only)_"
-        parts = [f"**You**\n\n{asked}"]
-        if self.attachments:
-            parts.append(_attachments_note(self.attachments))
+        parts = [f"**You**\n\n{self.asked_markdown()}"]
         if self.response is not None:
             answer = render.Answer(self.text, self.response).data()["text/markdown"]
             parts.append(f"**{self.model}**\n\n{answer or '_(no text)_'}")
@@ -234,13 +237,13 @@ class Chat(SavedAsText, widgets.VBox):
         except Exception as exc:  # shown in the chat: a user's mistake, never a traceback
             turn.status, turn.error = "error", _one_line(exc)
             self._turns.append(turn)
-            self._add_message("You", self._user_markdown(turn), "llm-chat-user")
+            self._add_message("You", turn.asked_markdown(), "llm-chat-user")
             self._add_message("", _error_markdown(turn.error), "llm-chat-error")
             self._refresh_record()
             self._idle.set()
             return turn
         self._turns.append(turn)
-        self._add_message("You", self._user_markdown(turn), "llm-chat-user")
+        self._add_message("You", turn.asked_markdown(), "llm-chat-user")
         view = _OutputView(self._add_message(turn.model, WAITING, "llm-chat-answer"))
         self._set_busy(True)
         turn.status = "running"
@@ -357,10 +360,6 @@ class Chat(SavedAsText, widgets.VBox):
         self._messages.children = (*self._messages.children, message)
         return output
 
-    def _user_markdown(self, turn: Turn) -> str:
-        asked = safe_markdown(turn.prompt) if turn.prompt else "_(attachments only)_"
-        return asked + (f"\n\n{_attachments_note(turn.attachments)}" if turn.attachments else "")
-
     def _add_earlier(self, response: Any) -> None:
         """A turn of a conversation the chat was given: shown, counted, not recorded again."""
         summary = response.to_dict()
@@ -369,7 +368,7 @@ class Chat(SavedAsText, widgets.VBox):
                     status=summary["status"], usage=Usage(**summary["usage"]),
                     duration_ms=summary["duration_ms"], response=response)
         self._turns.append(turn)
-        self._add_message("You", self._user_markdown(turn), "llm-chat-user")
+        self._add_message("You", turn.asked_markdown(), "llm-chat-user")
         answer = self._add_message(turn.model, "", "llm-chat-answer")
         answer.outputs = (markdown_output(*render.Answer(turn.text, response)._repr_mimebundle_()),)
         self.usage.record(summary)

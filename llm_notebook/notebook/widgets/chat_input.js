@@ -12,6 +12,8 @@ function render({ model, el }) {
   area.rows = model.get("rows");
   area.placeholder = model.get("placeholder");
   area.value = model.get("value");
+  // JupyterLab's shortcuts (Shift+Enter runs the cell, Enter enters edit mode) skip this box.
+  area.setAttribute("data-lm-suppress-shortcuts", "true");
 
   const sync = () => {
     model.set("value", area.value);
@@ -19,13 +21,15 @@ function render({ model, el }) {
   };
   area.addEventListener("input", sync);
   area.addEventListener("keydown", (event) => {
-    if (event.key !== "Enter") return;
-    // Keep JupyterLab's own Enter shortcuts (run cell, edit mode) out of the message box.
-    event.stopPropagation();
     if (isSendKey(event)) {
       event.preventDefault();
       sync();
       model.send({ event: "submit" });
+    } else if (event.key === "Enter" && event.shiftKey && !event.isComposing) {
+      // Inside a notebook the browser's own line break is cancelled: insert it here.
+      event.preventDefault();
+      area.setRangeText("\n", area.selectionStart, area.selectionEnd, "end");
+      sync();
     }
   });
   const onValue = () => {
