@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .chat import Chat, Turn
+from .chat_widget import Chat, Turn
 from .picker import ModelPicker
-from .usage_view import UsageView
+from .usage_widget import UsageView
 
 __all__ = ["Chat", "ModelPicker", "Turn", "UsageView", "chat", "model_picker", "usage_view"]
 
