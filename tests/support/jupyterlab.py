@@ -7,8 +7,8 @@ Enabled from tests/conftest.py with ``pytest_plugins``. Fixtures:
   the user's Jupyter setup leaks in. Its ``python3`` kernel is this test
   interpreter (which has llm_notebook installed); the ipywidgets labextension
   comes from this interpreter's prefix and is checked at startup.
-- ``chromium`` (session): Playwright driving Debian's ``/usr/bin/chromium``
-  (installed by ``scripts/install_browser.sh``; Playwright never downloads one).
+- ``chromium``: Playwright driving Debian's ``/usr/bin/chromium`` (installed by
+  ``scripts/install_browser.sh``; Playwright never downloads one), per test.
 - ``browser_page``: a Playwright page in a fresh browser context.
 - ``open_notebook``: copies a notebook into the server's root and opens it in
   Lab in ``browser_page``; returns a :class:`LabNotebook` to run cells, find
@@ -49,6 +49,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 STARTUP_TIMEOUT_S = float(os.environ.get("JUPYTERLAB_STARTUP_TIMEOUT", "120"))
+# Poll page state on a timer: animation-frame polling stalls when the renderer is starved.
+POLL_MS = 100
 VIEWPORT = {"width": 1280, "height": 900}
 WIDGETS_EXTENSION = "@jupyter-widgets/jupyterlab-manager"
 INSTALL_HINT = "run `bash scripts/install_browser.sh` and `pip install -e '.[test]'`"
@@ -244,9 +246,14 @@ def jupyterlab(tmp_path_factory) -> Iterator[JupyterLab]:
         _stop(lab)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def chromium() -> Iterator[Any]:
-    """Headless Debian Chromium under Playwright, shared by the session."""
+    """Headless Debian Chromium under Playwright, for one test.
+
+    Not shared across tests: while Playwright's sync API is alive it marks an asyncio loop
+    as running in the main thread, so a later test calling ``asyncio.run`` would fail.
+    Starting it takes under two seconds.
+    """
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: {INSTALL_HINT}", pytrace=False)
     try:
@@ -324,6 +331,7 @@ class LabNotebook:
             " return !!panel && panel.context.isReady"
             " && panel.sessionContext.session?.kernel?.status === 'idle'; }",
             arg=self.path,
+            polling=POLL_MS,
             timeout=timeout_s * 1000,
         )
 
@@ -333,6 +341,7 @@ class LabNotebook:
             f"(path) => {{ {_FIND_PANEL}"
             " return findPanel(path)?.sessionContext.session?.kernel?.status === 'idle'; }",
             arg=self.path,
+            polling=POLL_MS,
             timeout=timeout_s * 1000,
         )
 
@@ -348,20 +357,35 @@ class LabNotebook:
         self._run("notebook:run-cell", index, timeout_s)
 
     def _run(self, command: str, index: Optional[int], timeout_s: float) -> None:
-        self.page.set_default_timeout(timeout_s * 1000)
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        # Lab's run commands resolve after the kernel's replies and outputs arrived, with
+        # false when a cell raised. The promise is parked in the page and waited on from
+        # here, because page.evaluate itself has no timeout.
+        self._evaluate(
+            "window.jupyterapp.shell.activateById(panel.id);"
+            " if (arg.index !== null) panel.content.activeCellIndex = arg.index;"
+            " const runs = (window.testRuns ??= {});"
+            " runs[path] = {done: false};"
+            " window.jupyterapp.commands.execute(arg.command).then("
+            "  (ok) => { runs[path] = {done: true, ok}; },"
+            "  (error) => { runs[path] = {done: true, ok: false, error: String(error)}; });",
+            {"command": command, "index": index},
+        )
         try:
-            # Lab's run commands resolve after the kernel's replies and outputs, with
-            # false when a cell raised.
-            succeeded = self._evaluate(
-                "window.jupyterapp.shell.activateById(panel.id);"
-                " if (arg !== null) panel.content.activeCellIndex = arg;"
-                f" return await window.jupyterapp.commands.execute('{command}');",
-                index,
+            self.page.wait_for_function(
+                "(path) => window.testRuns[path].done",
+                arg=self.path,
+                polling=POLL_MS,
+                timeout=timeout_s * 1000,
             )
-        finally:
-            self.page.set_default_timeout(30_000)
-        if succeeded is False:
-            errors = "\n".join(self.error_outputs()) or "(no error output)"
+        except PlaywrightTimeout:
+            raise AssertionError(
+                f"{command} in {self.path} was still running after {timeout_s:.0f}s"
+            ) from None
+        run = self.page.evaluate("(path) => window.testRuns[path]", self.path)
+        if run["ok"] is False:
+            errors = "\n".join(self.error_outputs()) or run.get("error") or "(no error output)"
             raise AssertionError(f"{command} failed in {self.path}:\n{errors}")
 
     def error_outputs(self) -> list[str]:
