@@ -98,10 +98,11 @@ def test_stop_keeps_the_partial_answer_and_records_it():
     assert answer.startswith(turn.text.strip()) and "interrupted" in answer
     assert session_usage.by_model()[0].responses == 1
     assert chat.history == [turn]
-    # The chat is usable again at once.
-    assert chat.send("again").status == "running"
+    # The chat is usable again at once; a Stop right after Send stops that one too.
+    again = chat.send("again")
     chat.stop()
-    chat.wait(10)
+    assert chat.wait(10) and not chat.busy
+    assert again.status == "interrupted" and len(chat.history) == 2
 
 
 def test_switching_model_from_the_menu_keeps_the_history():

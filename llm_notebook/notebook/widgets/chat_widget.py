@@ -248,6 +248,9 @@ class Chat(SavedAsText, widgets.VBox):
         self._set_busy(True)
         turn.status = "running"
         self._handle = runner.submit(self._stream(turn, view))
+        # Finishing hangs on the handle, not the coroutine: a Stop that comes before the
+        # coroutine starts cancels it without running any of it.
+        self._handle.add_done_callback(lambda _: self._finish(turn, view))
         return turn
 
     def stop(self) -> None:
@@ -271,23 +274,27 @@ class Chat(SavedAsText, widgets.VBox):
 
     # -- streaming (on the runner loop) ---------------------------------------------------------
     async def _stream(self, turn: Turn, view: _OutputView) -> None:
-        failure: BaseException | None = None
         try:
             await runner.consume(turn.response, view.add)
         except asyncio.CancelledError:
             pass  # Stop: the response keeps its partial text, marked interrupted
-        except Exception as exc:
-            failure = exc
-        self._finish(turn, view, failure)
+        except Exception as exc:  # the response records model failures; this is anything else
+            turn.error = _one_line(exc)
 
-    def _finish(self, turn: Turn, view: _OutputView, failure: BaseException | None) -> None:
+    def _finish(self, turn: Turn, view: _OutputView) -> None:
+        """On the runner thread (or at once, if already done), after the stream ended."""
         try:
+            if turn.response.status == "pending":  # stopped before the model was called
+                turn.status = "interrupted"
+                show_markdown(view.output, "_[stopped before the answer began]_")
+                return
             summary = turn.response.to_dict()
             turn.text, turn.status = summary["text"], summary["status"]
             turn.usage, turn.duration_ms = Usage(**summary["usage"]), summary["duration_ms"]
-            turn.error = turn.response.error if turn.status == "error" else None
-            if turn.error is None and failure is not None:
-                turn.status, turn.error = "error", _one_line(failure)
+            if turn.status == "error":
+                turn.error = turn.response.error
+            elif turn.error is not None:
+                turn.status = "error"
             view.finish(render.Answer(turn.text, turn.response))
             session_usage.record(summary)
             self.usage.record(summary)
