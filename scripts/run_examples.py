@@ -67,12 +67,17 @@ def execute(path: Path, *, timeout: int = 180, **hooks):
 
     notebook = nbformat.read(path, as_version=4)
     with tempfile.TemporaryDirectory(prefix="llm_notebook-example-") as scratch:
+        kernel = _kernel_manager(scratch)
         client = NotebookClient(
-            notebook, km=_kernel_manager(scratch), timeout=timeout, allow_errors=True,
+            notebook, km=kernel, timeout=timeout, allow_errors=True,
             skip_cells_with_tag=SKIP_TAG, record_timing=False,
             resources={"metadata": {"path": str(path.parent)}},
             **hooks)
-        client.execute(env=kernel_environment(str(Path(scratch) / "user")))
+        try:
+            client.execute(env=kernel_environment(str(Path(scratch) / "user")))
+        finally:  # nbclient leaves a kernel it was given running
+            if kernel.has_kernel:
+                kernel.shutdown_kernel(now=True)
     refresh_widget_text(notebook)
     return notebook
 
@@ -129,11 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         notebook = execute(path)
         errors = error_outputs(notebook)
         for line in errors:
-            print(f"{path}: {line}", file=sys.stderr)
+            print(f"{path.name}: {line}", file=sys.stderr)
         failed |= bool(errors)
         if not errors and not args.check:
             nbformat.write(notebook, path)
-        print(f"{path}: {'errors' if errors else 'ok'}{'' if args.check or errors else ', saved'}")
+        shown = path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
+        print(f"{shown}: {'errors' if errors else 'ok'}{'' if args.check or errors else ', saved'}")
     return 1 if failed else 0
 
 

@@ -50,4 +50,4 @@ def test_examples_run_in_an_environment_built_from_binder_files(tmp_path):
     offline = dict(env, PYTHONPATH=str(OFFLINE_SITE), PIP_NO_INDEX="1")
     checked = _run([str(bin_dir / "python"), str(ROOT / "scripts" / "run_examples.py"), "--check"],
                    offline)
-    assert checked.stdout.splitlines() == [f"{path}: ok" for path in NOTEBOOKS]
+    assert checked.stdout.splitlines() == [f"examples/{path.name}: ok" for path in NOTEBOOKS]

@@ -112,3 +112,19 @@ def test_an_error_output_is_reported(tmp_path, offline):
     assert len(errors) == 2
     assert errors[0].startswith("cell 1: ") and "no-such-model" in errors[0]
     assert errors[1].startswith("cell 2: ") and "network access is off" in errors[1]
+
+
+def test_the_script_saves_outputs_only_of_notebooks_without_errors(tmp_path, offline, capsys):
+    good, bad = tmp_path / "good.ipynb", tmp_path / "bad.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")]), good)
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)"),
+                                                   nbformat.v4.new_code_cell("1 / 0")]), bad)
+
+    status = run_examples.main([str(good), str(bad)])
+
+    assert status == 1
+    assert nbformat.read(good, as_version=4).cells[0].outputs[0]["text"] == "42\n"
+    assert nbformat.read(bad, as_version=4).cells[0].outputs == []
+    printed = capsys.readouterr()
+    assert printed.out.splitlines() == [f"{good}: ok, saved", f"{bad}: errors"]
+    assert "bad.ipynb: cell 1: ZeroDivisionError: division by zero" in printed.err
