@@ -119,11 +119,9 @@ def test_registered_model_by_name_prefers_its_async_variant(registered):
 def test_sync_only_model_runs_in_worker_threads_concurrently(registered):
     model = SyncOnly()
     registered(model)
-    started = time.monotonic()
     answers = llm_notebook.map("{}", [f"x{i}" for i in range(8)], model="sync-only",
                                concurrency=8, progress=False)
     assert answers == [f"X{i}" for i in range(8)]
-    assert time.monotonic() - started < 0.6  # one after the other: 0.8 s
     assert model.tally.most >= 4 and len(model.threads) >= 4
     assert threading.get_ident() not in model.threads
 

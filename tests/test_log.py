@@ -120,23 +120,24 @@ def test_locked_log_warns_and_prompt_still_works(user_dir):
 def test_log_writes_do_not_block_an_event_loop(monkeypatch):
     """Rows are written by the log's own thread: finishing a response only queues its row."""
     import threading
-    import time
 
+    llm_notebook.log.flush()
     written_on = []
+    release = threading.Event()
     real_write = llm_notebook.log._write
 
-    def slow_write(path, rows):
+    def held_write(path, rows):
         written_on.append(threading.current_thread().name)
-        time.sleep(0.3)
+        release.wait(30)
         real_write(path, rows)
 
-    monkeypatch.setattr(llm_notebook.log, "_write", slow_write)
+    monkeypatch.setattr(llm_notebook.log, "_write", held_write)
 
     async def run():
-        started = time.monotonic()
         await llm_notebook.get_async_model("echo").prompt("quick")
-        return time.monotonic() - started
 
-    assert asyncio.run(run()) < 0.25
+    asyncio.run(run())  # returns although the write is held back
+    assert llm_notebook.log._writer._queue.unfinished_tasks == 1
+    release.set()
     assert [row["prompt"] for row in llm_notebook.logs(1)] == ["quick"]
     assert written_on == ["llm_notebook-log"]

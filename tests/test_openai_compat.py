@@ -259,7 +259,7 @@ def test_stopping_early_closes_the_stream_and_the_endpoint_still_works(llm_serve
     del chunk
     assert response.status == "interrupted"
     assert response.text() == "The "
-    assert time.monotonic() - start < 1.0  # did not wait for the other 20 chunks
+    assert time.monotonic() - start < 3.0  # did not wait for the other 20 chunks (4 s)
     assert gpt().prompt("Again", key=KEY).text() == "Hello from the fake server."
 
 
