@@ -51,6 +51,7 @@ CHROMIUM_ARGS = [
 STARTUP_TIMEOUT_S = float(os.environ.get("JUPYTERLAB_STARTUP_TIMEOUT", "120"))
 # Poll page state on a timer: animation-frame polling stalls when the renderer is starved.
 POLL_MS = 100
+EXPECT_TIMEOUT_MS = 20_000
 VIEWPORT = {"width": 1280, "height": 900}
 WIDGETS_EXTENSION = "@jupyter-widgets/jupyterlab-manager"
 INSTALL_HINT = "run `bash scripts/install_browser.sh` and `pip install -e '.[test]'`"
@@ -257,9 +258,12 @@ def chromium() -> Iterator[Any]:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: {INSTALL_HINT}", pytrace=False)
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import expect, sync_playwright
     except ImportError:
         pytest.fail(f"Playwright is not installed in {sys.prefix}: {INSTALL_HINT}", pytrace=False)
+    # expect() waits 5 s by default; a loaded 2-core machine can take longer to
+    # fetch a widget's JavaScript and render it.
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -268,15 +272,15 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
+_CALL_FAILED = pytest.StashKey[bool]()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Remember the outcome of a test's call phase, for ``browser_page`` to see at teardown."""
     outcome = yield
     if call.when == "call":
         item.stash[_CALL_FAILED] = outcome.get_result().failed
-
-
-_CALL_FAILED = pytest.StashKey[bool]()
 
 
 @pytest.fixture
@@ -297,9 +301,11 @@ def browser_page(chromium, request, tmp_path) -> Iterator[Any]:
         context.close()
 
 
-# Finds the notebook panel open on `path` in Lab's main area.
+# Finds the notebook panel open on `path` in Lab's main area. The page's load event can come
+# before Lab has started and exposed window.jupyterapp: that is "not open yet", not an error.
 _FIND_PANEL = """
 const findPanel = (path) => {
+  if (!window.jupyterapp?.shell) return null;
   for (const widget of window.jupyterapp.shell.widgets('main')) {
     if (widget.context && widget.context.path === path) return widget;
   }
