@@ -293,7 +293,18 @@ def iterate_many(responses: Sequence[Response | AsyncResponse]) -> Iterator[tupl
     alone: read its `.status` and `.error`; the others go on.
     """
     async def produce(emit: Callable[[tuple[int, str]], None]) -> None:
-        await asyncio.gather(*(_consume_one(i, r, emit) for i, r in enumerate(responses)))
+        tasks = [asyncio.ensure_future(_consume_one(i, r, emit)) for i, r in enumerate(responses)]
+        try:  # not gather: cancelled, it would not wait for the streams to wind down
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            # each stream is cancelled once and waited for (a sync model stops at its next
+            # chunk), so every response has its final status when this returns
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks)
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()
 
     return relay(produce)
 

@@ -77,11 +77,12 @@ class _RecordingClient(NotebookClient):
 class KernelNotebook:
     """One kernel and one growing notebook; `run(source)` executes a new cell."""
 
-    def __init__(self, workdir: Path, env: dict[str, str] | None = None, timeout: int = 60) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str] | None = None, timeout: int = 60,
+                 kernel_manager: Any = None) -> None:
         self.nb = nbformat.v4.new_notebook()
         self._replies: list[dict[str, Any]] = []
         self.client = _RecordingClient(
-            self.nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+            self.nb, km=kernel_manager, timeout=timeout, kernel_name="python3", allow_errors=True,
             resources={"metadata": {"path": str(workdir)}},
             on_cell_executed=self._keep_reply)
         self.client.recording = _Recording()

@@ -12,6 +12,7 @@ import json
 import re
 import shlex
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,16 +23,26 @@ from .. import settings
 from ..conversations import Conversations
 from ..errors import AttachmentError, LLMNotebookError
 from ..interpolate import InterpolationError, interpolate, is_reference, resolve
+from ..markdown import safe_markdown
 from ..usage import ANSWER_HEADERS, SESSION_HEADERS, answer_row, session_usage
 from . import render
 from .plots import PlotHistory, parse_reference
 
 FORMATS = ("markdown", "text", "code", "json")
-SUBCOMMANDS = ("models", "default", "alias", "keys", "usage", "logs", "reset", "help")
+SUBCOMMANDS = ("models", "default", "alias", "keys", "usage", "logs", "reset", "wait", "help")
 
 #: The prompt options: flags, then argparse keywords. The parser and the line splitter share it.
 _OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
-    (("-m", "--model"), dict(metavar="ID", help="model id or alias (default: the default model)")),
+    (("-m", "--model"), dict(action="append", default=[], metavar="ID",
+                             help="model id or alias (default: the default model); repeat it to "
+                                  "ask several models at once, answers side by side")),
+    (("--models",), dict(metavar="A,B,...", help="several models at once, answers side by side")),
+    (("--async",), dict(action="store_true", dest="prefer_async",
+                        help="use the model's async variant when it has one (default: the sync one)")),
+    (("--background",), dict(action="store_true",
+                             help="return at once: the answer streams into this cell while later "
+                                  "cells run; the cell's value is a handle with .done(), .cancel(), "
+                                  ".result() and await; %%llm wait waits for all")),
     (("-s", "--system"), dict(metavar="TEXT", help="system prompt")),
     (("-o", "--option"), dict(nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                               help="model option, checked against the model's options; repeatable")),
@@ -165,6 +176,7 @@ class LLMMagics(Magics):
     def __init__(self, shell=None, **kwargs) -> None:
         super().__init__(shell=shell, **kwargs)
         self.conversations = Conversations()
+        self.background: list = []  # --background answers that %llm wait has not reported yet
         self.plots = PlotHistory(self.plot_history)
         self.parser = _prompt_parser()
 
@@ -211,26 +223,39 @@ class LLMMagics(Magics):
         if not text.strip() and not attachments:
             raise LLMError("the prompt is empty: write it after %llm or in the cell body, or "
                            "attach something with -a", "UsageError")
-        model = self._model(args.model, args.conversation)
+        names = args.model + [name.strip() for name in (args.models or "").split(",") if name.strip()]
+        if len(names) > 1:
+            return self._compare(names, args, text.strip() or None, attachments)
+        model = self._model(names[0] if names else None, args.conversation, args.prefer_async)
+        response = self._prompt(model, args, text.strip() or None, attachments)
+        if args.background:
+            return self._background(response, args)
+        return self._show(response, args)
+
+    def _prompt(self, model, args: argparse.Namespace, text: str | None, attachments: list):
+        """The (not yet started) response of `model`, in the conversation the options name."""
         conversation = self.conversations.for_prompt(
             model, continue_last=args.continue_last, name=args.conversation)
         response = conversation.prompt(
-            text.strip() or None, attachments=attachments, system=args.system,
+            text, attachments=attachments, system=args.system,
             stream=self.stream and not args.no_stream, key=args.key,
             **{key: _option_value(value) for key, value in args.option})
         self.conversations.remember(conversation)
         if args.no_log:
             response.log_enabled = False
-        return self._show(response, args)
+        return response
 
-    def _model(self, name: str | None, conversation_name: str | None):
-        """The model to prompt: the sync one when there is one, else the async one."""
+    def _model(self, name: str | None, conversation_name: str | None, prefer_async: bool = False):
+        """The model to prompt: the sync one when there is one, else the async one (with
+        `prefer_async`, the other way round)."""
         from ..plugins import registry
 
         named = self.conversations.named(conversation_name) if conversation_name else None
         if name is None and named is not None:
             return named.model
         entry = registry.entry(name or self.default_model or None)
+        if prefer_async:
+            return entry.async_model or entry.model
         return entry.model or entry.async_model
 
     def _chunks(self, response) -> Iterator[str]:
@@ -263,6 +288,76 @@ class LLMMagics(Magics):
             print("The answer is not valid JSON: it is shown as Markdown", file=sys.stderr)
         answer.skip_display_in(self.shell.execution_count)
         return answer
+
+    def _background(self, response, args: argparse.Namespace):
+        """Start streaming `response` into this cell and return its handle at once."""
+        from . import background
+
+        if not render.in_kernel(self.shell):
+            raise LLMError("--background needs a notebook: in a terminal, leave it out", "UsageError")
+        if args.format == "code":
+            raise LLMError("-f code cannot add a cell from the background: leave out --background",
+                           "UsageError")
+        count = self.shell.execution_count
+        answer_display = background.CellDisplay(self.shell, {"text/plain": ""})
+        out = getattr(self.shell.displayhook, "prompt_count", count)  # the n of this cell's Out[n]
+        waiting = (f"{response.model.model_id} is answering in the background: Out[{out}] is its "
+                   "handle; %llm wait waits for it")
+        status = background.CellDisplay(self.shell, {"text/plain": waiting,
+                                                     "text/markdown": f"_{safe_markdown(waiting)}_"})
+        throttle = render.Throttle(self.display_interval, self.display_budget)
+        view = background.CellView(throttle, answer_display, plain=args.format == "text")
+        show_usage = self.show_usage and not args.no_usage
+
+        def finish(answer: render.Answer, error: Exception | None) -> dict[str, str]:
+            summary = response.to_dict()
+            session_usage.record(summary)
+            if args.out is not None:
+                self.shell.user_ns[args.out] = answer.text
+            notes = ([f"{type(error).__name__}: {error}"] if error is not None else
+                     ["Cancelled: the partial answer above is kept"] if answer.status == "interrupted"
+                     else [])
+            table = render.table_data(ANSWER_HEADERS, [answer_row(summary)]) if show_usage else {}
+            return {"text/plain": "\n".join(notes + [table.get("text/plain", "")]).strip(),
+                    "text/markdown": "\n\n".join(map(safe_markdown, notes))
+                                     + ("\n\n" if notes else "") + table.get("text/markdown", "")}
+
+        job = background.BackgroundAnswer(response, view, status, format=args.format, finish=finish)
+        self.background.append(job)
+        job.skip_display_in(count)
+        return job
+
+    def _compare(self, names: list[str], args: argparse.Namespace, text: str | None, attachments: list):
+        """Ask every model at once and show the answers side by side, with a comparison table."""
+        from IPython.display import publish_display_data
+
+        from . import compare
+
+        for given, why in ((args.conversation, "--conversation names one model's conversation: "
+                                               "with several models, -c continues each one's last"),
+                           (args.background, "--background takes one model"),
+                           (args.format in ("code", "json"), f"-f {args.format} takes one model")):
+            if given:
+                raise LLMError(why, "UsageError")
+        models = [self._model(name, None, args.prefer_async) for name in names]
+        responses = [self._prompt(model, args, text, attachments) for model in models]
+        throttle = render.Throttle(self.display_interval, self.display_budget)
+        view = compare.Columns([model.model_id for model in models], throttle,
+                               in_kernel=render.in_kernel(self.shell), plain=args.format == "text")
+        comparison, stopped = compare.side_by_side(responses, view, format=args.format)
+        for answer in comparison.answers:
+            session_usage.record(answer.response.to_dict())
+        if args.out is not None:
+            self.shell.user_ns[args.out] = [answer.text for answer in comparison.answers]
+        if self.show_usage and not args.no_usage:
+            publish_display_data(*comparison.table())
+        if stopped is not None:
+            raise LLMError("streaming stopped; the partial answers above are kept", "KeyboardInterrupt")
+        for answer in comparison.answers:
+            if answer.status == "error":
+                print(answer.response.error, file=sys.stderr)
+        comparison.skip_display_in(self.shell.execution_count)
+        return comparison
 
     def _next_cell(self, text: str) -> None:
         blocks = code_blocks(text)
@@ -359,6 +454,29 @@ class LLMMagics(Magics):
                 for row in logs(count)]
         render.show_table(("time (UTC)", "model", "status", "prompt", "answer"), rows)
 
+    def _do_wait(self, rest: str) -> None:
+        from .. import runner
+
+        if rest.strip():
+            raise LLMError("usage: %llm wait", "UsageError")
+        jobs = [job for job in self.background if not job.collected]
+        self.background = []
+        start = time.monotonic()
+        try:
+            runner.wait_all()
+        except KeyboardInterrupt:
+            raise LLMError("stopped waiting: the background answers were cancelled; their partial "
+                           "answers are kept", "KeyboardInterrupt") from None
+        finally:
+            for job in jobs:
+                job.refresh()
+        if not jobs:
+            print("No background answers to wait for")
+            return
+        states = ", ".join(f"{job.response.model.model_id} {job.response.status}" for job in jobs)
+        print(f"Waited {time.monotonic() - start:.2f} s for {len(jobs)} background "
+              f"answer{'s' if len(jobs) != 1 else ''}: {states}")
+
     def _do_reset(self, name: str) -> None:
         count = self.conversations.reset(name.strip() or None)
         print(f"Forgot {count} conversation{'s' if count != 1 else ''}")
@@ -377,6 +495,7 @@ _SUBCOMMAND_HELP = """Line subcommands:
   %llm usage [--reset]     this session's usage by model, with totals
   %llm logs [-n N]         the newest logged responses
   %llm reset [NAME]        forget the named conversation, or all of them
+  %llm wait                wait for the answers still streaming in the background
   %llm help                this help"""
 
 LLMMagics.llm.__doc__ = _prompt_parser().format_help() + "\n" + _SUBCOMMAND_HELP

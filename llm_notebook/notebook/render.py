@@ -27,6 +27,12 @@ _MARKERS = {
 }
 
 
+def partial_note(status: str) -> str:
+    """The Markdown note under an answer that stopped early ("" for a finished one)."""
+    marker = _MARKERS.get(status)
+    return f"\n\n_[{marker}]_" if marker else ""
+
+
 class Throttle:
     """Decides which partial renders to send: at most one per `interval` seconds, and only while
     the bytes sent so far stay within `budget` times the current size plus `allowance`."""
@@ -117,7 +123,7 @@ class Answer(ShownOnce):
         if self.format == "text":
             return {"text/plain": plain}
         markdown = safe_markdown(self.text, partial=marker is not None)
-        return {"text/plain": plain, "text/markdown": markdown + (f"\n\n_[{marker}]_" if marker else "")}
+        return {"text/plain": plain, "text/markdown": markdown + partial_note(self.status)}
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         return self.data(), self.metadata()
@@ -149,22 +155,32 @@ class ThrottledView:
         raise NotImplementedError
 
 
-class KernelView(ThrottledView):
-    """Streams one answer into one display, updated by display id."""
+class LiveDisplay:
+    """One display: shown on the first send, then updated in place by display id."""
 
-    def __init__(self, throttle: Throttle, *, plain: bool = False) -> None:
+    def __init__(self) -> None:
         from IPython.display import DisplayHandle
 
-        super().__init__(throttle, plain=plain)
         self._handle = DisplayHandle()
         self._shown = False
 
-    def _send(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
+    def send(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
         if self._shown:
             self._handle.update(data, raw=True, metadata=metadata)
         else:
             self._handle.display(data, raw=True, metadata=metadata)
             self._shown = True
+
+
+class KernelView(ThrottledView):
+    """Streams one answer into one display, updated by display id."""
+
+    def __init__(self, throttle: Throttle, *, plain: bool = False) -> None:
+        super().__init__(throttle, plain=plain)
+        self._display = LiveDisplay()
+
+    def _send(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
+        self._display.send(data, metadata)
 
 
 class TerminalView:
