@@ -47,8 +47,8 @@ def _skipped(cell) -> bool:
 
 def test_the_examples_are_there():
     names = {path.name for path in NOTEBOOKS}
-    assert {"quickstart.ipynb", "plots.ipynb", "data_analysis.ipynb", "writing_a_plugin.ipynb",
-            "local_models.ipynb"} <= names
+    assert {"quickstart.ipynb", "plots.ipynb", "data_analysis.ipynb", "async_and_compare.ipynb",
+            "chat.ipynb", "writing_a_plugin.ipynb", "local_models.ipynb"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
