@@ -69,7 +69,16 @@ class SlowAsync(AsyncModel):
         response.set_usage(input=len(words), output=2 * len(words))
 
 
+class Broken(Model):
+    model_id = "broken"
+
+    def execute(self, prompt, stream, response, conversation):
+        yield "half an answer "
+        raise RuntimeError("backend fell over")
+
+
 llm_notebook.register(Twin(), AsyncTwin())
+llm_notebook.register(Broken())
 llm_notebook.register(SlowSync())
 llm_notebook.register(None, SlowAsync())
 '''
@@ -222,6 +231,23 @@ def test_wait_for_several_then_await_a_handle(kernel):
     kernel.run(f"await Out[{execution_count(third)}]")
     assert answer_of(saved_outputs(kernel, third))["data"]["text/markdown"] == "xis neves "
     assert kernel.run("%llm wait").stream() == "No background answers to wait for\n"
+
+
+def test_a_failing_model_keeps_its_partial_answer_in_the_background_and_side_by_side(kernel):
+    started = kernel.run("%llm -m broken --background hi")
+    kernel.run("%llm wait")
+    outputs = saved_outputs(kernel, started)
+    answer = answer_of(outputs)
+    assert answer["data"]["text/markdown"] == \
+        "half an answer \n\n_[stopped by an error: the answer above is partial]_"
+    assert outputs[-1]["data"]["text/plain"].startswith(
+        "ModelError: Model 'broken' failed: RuntimeError: backend fell over\nmodel")
+
+    run = kernel.run("%llm -m broken -m slow-async one two")
+    [columns, table] = run.displays()
+    assert [a["status"] for a in columns["metadata"]["llm_notebook"]["answers"]] == ["error", "done"]
+    assert "eno owt" in columns["data"]["text/markdown"]
+    assert run.stream("stderr") == "Model 'broken' failed: RuntimeError: backend fell over\n"
 
 
 def test_background_needs_one_model_and_no_code_format(kernel):
