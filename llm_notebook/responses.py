@@ -106,6 +106,15 @@ class _BaseResponse:
         self._start = time.monotonic()
         self._start_utc = _dt.datetime.now(_dt.timezone.utc)
 
+    def _keep(self, chunk: Any) -> str:
+        """Record one value execute() yielded; returns its text ("" for an empty delta)."""
+        text = chunk if type(chunk) is str else _as_text(chunk)
+        if text:
+            if not self._chunks:
+                self._first_chunk = time.monotonic()
+            self._chunks.append(text)
+        return text
+
     def _fail(self, exc: BaseException) -> BaseException:
         """Finish as failed or interrupted; returns the exception the caller should see."""
         if not isinstance(exc, Exception):
@@ -189,13 +198,9 @@ class Response(_BaseResponse):
         try:
             chunks = self.model.execute(**self._execute_kwargs())
             for chunk in ([chunks] if isinstance(chunks, str) else chunks):
-                if type(chunk) is not str:
-                    chunk = _as_text(chunk)
-                if chunk:
-                    if not self._chunks:
-                        self._first_chunk = time.monotonic()
-                    self._chunks.append(chunk)
-                    yield chunk
+                text = self._keep(chunk)
+                if text:
+                    yield text
         except GeneratorExit:
             self._finish(INTERRUPTED, "stopped before the end")
             raise
@@ -262,13 +267,9 @@ class AsyncResponse(_BaseResponse):
         try:
             chunks = self.model.execute(**self._execute_kwargs())
             async for chunk in chunks:
-                if type(chunk) is not str:
-                    chunk = _as_text(chunk)
-                if chunk:
-                    if not self._chunks:
-                        self._first_chunk = time.monotonic()
-                    self._chunks.append(chunk)
-                    yield chunk
+                text = self._keep(chunk)
+                if text:
+                    yield text
         except GeneratorExit:
             self._finish(INTERRUPTED, "stopped before the end")
             raise
