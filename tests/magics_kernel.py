@@ -86,7 +86,8 @@ class KernelNotebook:
             resources={"metadata": {"path": str(workdir)}},
             on_cell_executed=self._keep_reply)
         self.client.recording = _Recording()
-        self.client.create_kernel_manager()
+        if kernel_manager is None:
+            self.client.create_kernel_manager()
         self.client.start_new_kernel(env={**os.environ, **(env or {})})
         self.client.start_new_kernel_client()
 

@@ -92,6 +92,8 @@ def kernel(request, tmp_path_factory):
     notebook = KernelNotebook(workdir, env={
         "LLM_NOTEBOOK_USER_PATH": str(workdir / "user"), "LLM_NOTEBOOK_LOAD_PLUGINS": ""},
         kernel_manager=kernel_manager(request.param, workdir))
+    version = notebook.run("import ipykernel; print(ipykernel.__version__)").stream()
+    assert version.startswith(request.param.removeprefix("ipykernel") + ".")
     notebook.run(SETUP)
     yield notebook
     notebook.close()
@@ -173,7 +175,8 @@ def test_background_returns_at_once_and_streams_into_its_own_cell(kernel, fronte
     assert any(f"Out[{count}] is its handle" in o["data"].get("text/plain", "")
                for o in started.displays())
 
-    meanwhile = kernel.run(f"handle = Out[{count}]\nprint('meanwhile', handle.done(), type(handle).__name__)")
+    meanwhile = kernel.run(f"handle = Out[{count}]\nprint('meanwhile', handle.done(), type(handle).__name__)"
+                           "\ntime.sleep(0.5)  # the answer goes on streaming meanwhile")
     assert meanwhile.stream() == "meanwhile False BackgroundAnswer\n"
     assert meanwhile.display_messages() == []
 
