@@ -1,6 +1,7 @@
 import pytest
 
-pytest_plugins = ["tests.support.llama_server", "tests.support.jupyterlab"]
+pytest_plugins = ["tests.support.llama_server", "tests.support.jupyterlab",
+                  "tests.support.fake_llm_server"]
 
 
 @pytest.fixture(autouse=True)

@@ -9,9 +9,8 @@ import pytest
 
 import llm_notebook
 from llm_notebook import Attachment, ModelError, NeedsKeyException, OptionsError, Usage
-from tests.support.fake_llm_server import (  # noqa: F401 - fake_llm_server, llm_server: fixtures
-    anthropic_events, anthropic_message, anthropic_usage, error_reply, fake_llm_server, json_reply,
-    llm_server, sse, stream_reply)
+from tests.support.fake_llm_server import (anthropic_events, anthropic_message, anthropic_usage,
+                                           error_reply, json_reply, sse, stream_reply)
 
 KEY = "sk-ant-test-SECRET123"
 WORDS = ["Claude ", "says ", "hi."]

@@ -13,9 +13,9 @@ import pytest
 import llm_notebook
 from llm_notebook import Attachment, ModelError, OptionsError, AttachmentError, Usage
 from llm_notebook.log import log_path
-from tests.support.fake_llm_server import (  # noqa: F401 - fake_llm_server, llm_server: fixtures
-    Reply, error_reply, fake_llm_server, json_reply, llm_server, openai_chunk, openai_completion,
-    openai_events, openai_usage, sse, stream_reply)
+from tests.support.fake_llm_server import (Reply, error_reply, json_reply, openai_chunk,
+                                           openai_completion, openai_events, openai_usage, sse,
+                                           stream_reply)
 
 KEY = "sk-test-SECRET123"
 WORDS = ["The ", "answer ", "is ", "42."]

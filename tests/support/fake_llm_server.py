@@ -314,7 +314,7 @@ def _handler_for(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-# -- pytest fixtures (import them into a test module to use them) -----------------------------------
+# -- pytest fixtures (registered for every test by tests/conftest.py's pytest_plugins) -------------
 @pytest.fixture(scope="session")
 def fake_llm_server():
     """One loopback server for the whole session."""
