@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+from contextvars import ContextVar
 
 from .paths import user_dir, write_private
 
 KEYS_FILE = "keys.json"
+
+#: `(model, key)` while that model's execute() runs for a prompt, so a plain `Model` that calls
+#: `self.get_key()` itself (as plugins written before `KeyModel` do) sees `prompt(key=...)`.
+#: Tied to the model, so a model that prompts another one never hands it its key.
+prompt_key: ContextVar[tuple[object, str | None] | None] = ContextVar(
+    "llm_notebook_prompt_key", default=None)
 
 
 def _keys_path():

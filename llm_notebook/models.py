@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .attachments import Attachment
 from .errors import AttachmentError, NeedsKeyException, OptionsError
-from .keys import resolve_key
+from .keys import prompt_key, resolve_key
 from .responses import AsyncResponse, Prompt, Response, Usage, new_id
 
 __all__ = [
@@ -88,7 +88,14 @@ class _BaseModel:
         return result
 
     def get_key(self, explicit_key: str | None = None) -> str | None:
-        """The key to use: argument, `self.key`, stored key `needs_key`, then `key_env_var`."""
+        """The key to use: argument, `self.key`, stored key `needs_key`, then `key_env_var`.
+
+        Called with no argument from this model's own execute(), the argument is the key
+        given to `prompt(key=...)`.
+        """
+        running = prompt_key.get()
+        if explicit_key is None and running is not None and running[0] is self:
+            explicit_key = running[1]
         if not (self.needs_key or self.key_env_var):
             return explicit_key or self.key
         key = resolve_key(explicit=explicit_key, model_key=self.key, name=self.needs_key,
@@ -98,7 +105,7 @@ class _BaseModel:
         return key
 
     def _missing_key_message(self) -> str:
-        ways = [f"pass key=... to prompt()",
+        ways = ["pass key=... to prompt()",
                 f"store one with llm_notebook.set_key({self.needs_key!r}, ...) "
                 f"(in a notebook: %llm keys set {self.needs_key})"]
         if self.key_env_var:

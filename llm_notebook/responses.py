@@ -10,12 +10,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import LLMNotebookError, ModelError
+from .keys import prompt_key
 
 if TYPE_CHECKING:
     from .attachments import Attachment
     from .models import _BaseConversation, _BaseModel
 
 PENDING, RUNNING, DONE, INTERRUPTED, FAILED = "pending", "running", "done", "interrupted", "error"
+
+_NO_MORE = object()
 
 
 def new_id() -> str:
@@ -100,6 +103,14 @@ class _BaseResponse:
         if self.model._takes_key:
             kwargs["key"] = self._key
         return kwargs
+
+    def _as_running_model(self, step, *args, **kwargs):
+        """`step(...)` with this prompt's key visible to the model's own `get_key()`."""
+        token = prompt_key.set((self.model, self._key))
+        try:
+            return step(*args, **kwargs)
+        finally:
+            prompt_key.reset(token)
 
     def _begin(self) -> None:
         self.status = RUNNING
@@ -196,8 +207,9 @@ class Response(_BaseResponse):
         self._begin()
         chunks = None
         try:
-            chunks = self.model.execute(**self._execute_kwargs())
-            for chunk in ([chunks] if isinstance(chunks, str) else chunks):
+            chunks = self._as_running_model(self.model.execute, **self._execute_kwargs())
+            chunks = iter([chunks] if isinstance(chunks, str) else chunks)
+            while (chunk := self._as_running_model(next, chunks, _NO_MORE)) is not _NO_MORE:
                 text = self._keep(chunk)
                 if text:
                     yield text
@@ -265,8 +277,15 @@ class AsyncResponse(_BaseResponse):
         self._begin()
         chunks = None
         try:
-            chunks = self.model.execute(**self._execute_kwargs())
-            async for chunk in chunks:
+            chunks = self._as_running_model(self.model.execute, **self._execute_kwargs())
+            while True:
+                token = prompt_key.set((self.model, self._key))
+                try:
+                    chunk = await anext(chunks, _NO_MORE)
+                finally:
+                    prompt_key.reset(token)
+                if chunk is _NO_MORE:
+                    break
                 text = self._keep(chunk)
                 if text:
                     yield text

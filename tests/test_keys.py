@@ -6,7 +6,7 @@ import stat
 import pytest
 
 import llm_notebook
-from llm_notebook import KeyModel, NeedsKeyException
+from llm_notebook import KeyModel, NeedsKeyException, runner
 
 
 class Keyed(KeyModel):
@@ -64,3 +64,39 @@ def test_key_never_shown_in_repr_error_or_log():
     assert SECRET not in str(response.to_dict())
     row = llm_notebook.logs(1)[0]
     assert row["status"] == "error" and SECRET not in str(row)
+
+
+class Legacy(llm_notebook.Model):
+    """A plugin written before KeyModel: a plain Model that looks its key up itself."""
+
+    model_id = "legacy"
+    needs_key = "legacy-service"
+
+    def execute(self, prompt, stream, response, conversation):
+        key = self.get_key()
+        yield f"key ends with {key[-3:]}"
+        if prompt.prompt == "ask keyed":  # a model that prompts another: no key handed over
+            yield " / " + Keyed().prompt("x").text()
+
+
+class AsyncLegacy(llm_notebook.AsyncModel):
+    model_id = "async-legacy"
+    needs_key = "legacy-service"
+
+    async def execute(self, prompt, stream, response, conversation):
+        yield f"key ends with {self.get_key()[-3:]}"
+
+
+def test_plain_model_calling_get_key_sees_every_way_of_giving_the_key():
+    model = Legacy()
+    assert model.prompt("x", key="argument-ARG").text() == "key ends with ARG"
+    llm_notebook.set_key("legacy-service", "stored-STO")
+    assert model.prompt("x").text() == "key ends with STO"
+    assert model.prompt("x", key="argument-ARG").text() == "key ends with ARG"
+    response = AsyncLegacy().prompt("x", key="async-ASY")
+    assert runner.run(response.text()) == "key ends with ASY"
+
+
+def test_a_model_prompting_another_does_not_hand_it_its_key():
+    with pytest.raises(NeedsKeyException, match="Model 'keyed' needs an API key"):
+        Legacy().prompt("ask keyed", key="argument-ARG").text()
