@@ -44,6 +44,9 @@ class Request:
     secret: str | None = field(default=None, repr=False)
     model_name: str = ""
     key_hint: str = ""
+    #: Tries repeated so far, counted across failed statuses and error events before any output,
+    #: so that together they stay within `settings.max_retries`.
+    retries: int = field(default=0, repr=False)
 
     @property
     def origin(self) -> str:
@@ -123,7 +126,6 @@ def open_response(request: Request):
     import httpx
 
     client = sync_client(request.origin)
-    attempt = 0
     while True:
         try:
             response = client.send(_build(client, request), stream=True)
@@ -137,8 +139,7 @@ def open_response(request: Request):
             pass
         finally:
             response.close()
-        time.sleep(_wait_before_retry(response, attempt, request))
-        attempt += 1
+        time.sleep(_wait_before_retry(response, request))
 
 
 async def aopen_response(request: Request):
@@ -146,7 +147,6 @@ async def aopen_response(request: Request):
     import httpx
 
     client = async_client(request.origin)
-    attempt = 0
     while True:
         try:
             response = await client.send(_build(client, request), stream=True)
@@ -160,21 +160,26 @@ async def aopen_response(request: Request):
             pass
         finally:
             await response.aclose()
-        await asyncio.sleep(_wait_before_retry(response, attempt, request))
-        attempt += 1
+        await asyncio.sleep(_wait_before_retry(response, request))
 
 
-def _wait_before_retry(response, attempt: int, request: Request) -> float:
-    """Seconds to wait before the next try, or the error to raise when there is none."""
-    if response.status_code not in RETRY_STATUSES or attempt >= settings.max_retries:
-        raise status_error(response, request, retries=attempt)
+def _wait_before_retry(response, request: Request) -> float:
+    """Seconds to wait before the next try (counted on `request`), or the error to raise when
+    there is none."""
+    if response.status_code not in RETRY_STATUSES or request.retries >= settings.max_retries:
+        raise status_error(response, request, retries=request.retries)
     asked = retry_after(response.headers)
     if asked is not None and asked > LONGEST_WAIT:
-        raise status_error(response, request, retries=attempt,
+        raise status_error(response, request, retries=request.retries,
                            note=f"the server asks to wait {asked:.0f} s before trying again")
-    if asked is not None:
-        return asked
-    return FIRST_BACKOFF * 2 ** attempt * random.uniform(0.5, 1.0)
+    wait = asked if asked is not None else backoff(request.retries)
+    request.retries += 1
+    return wait
+
+
+def backoff(retries: int) -> float:
+    """Doubling waits, jittered so that clients turned away together do not return together."""
+    return FIRST_BACKOFF * 2 ** retries * random.uniform(0.5, 1.0)
 
 
 def retry_after(headers) -> float | None:
@@ -335,7 +340,7 @@ def status_error(response, request: Request, *, retries: int = 0, note: str = ""
     status = response.status_code
     message = _response_message(response) or response.reason_phrase
     detail = f"HTTP {status} from {request.url}: {message}"
-    tried = f" (after {retries} retries)" if retries else ""
+    tried = after_retries(retries)
     if status in (401, 403):
         text = f"The API key was rejected ({detail}). {request.key_hint}".rstrip()
     elif status == 404:
@@ -350,6 +355,13 @@ def status_error(response, request: Request, *, retries: int = 0, note: str = ""
     if note:
         text += f" Note: {note}."
     return request.error(text)
+
+
+def after_retries(retries: int) -> str:
+    """The "(after N retries)" of an error message; nothing when the first try failed."""
+    if not retries:
+        return ""
+    return f" (after {retries} {'retry' if retries == 1 else 'retries'})"
 
 
 def transport_error(exc: Exception, request: Request, *, streaming: bool = False) -> ModelError:

@@ -7,10 +7,41 @@ send it, retry before any output, and turn network trouble into `ModelError`s.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from . import http
 from .models import AsyncKeyModel, KeyModel
+from .settings import settings
+
+#: HTTP statuses that the error types sent inside streams stand for (OpenAI's and Anthropic's),
+#: so that an error event is retried exactly when the same failure as a status would be.
+ERROR_TYPE_STATUS = {"overloaded_error": 529, "api_error": 500, "rate_limit_error": 429,
+                     "server_error": 500, "rate_limit_exceeded": 429}
+
+
+class ErrorEvent(Exception):
+    """An error the server reported inside the stream; `execute` retries it or raises it."""
+
+    def __init__(self, message: str, status: int | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def error_status(data: Any) -> int | None:
+    """The HTTP status an error event stands for: its numeric `code` (vLLM), else its `type`."""
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return None
+    code = error.get("code")
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code
+    for name in (error.get("type"), code):
+        if isinstance(name, str) and name in ERROR_TYPE_STATUS:
+            return ERROR_TYPE_STATUS[name]
+    return None
 
 
 class StreamReader:
@@ -26,13 +57,28 @@ class StreamReader:
     def end(self) -> None:
         raise NotImplementedError
 
-    def error_event(self, data: Any) -> Exception:
-        return self.request.error(f"The server reported an error mid-answer: "
-                                  f"{http.server_message(data)}. The partial answer is kept")
+    def error_event(self, data: Any) -> ErrorEvent:
+        return ErrorEvent(http.server_message(data), error_status(data))
 
     def incomplete(self) -> Exception:
         return self.request.error(f"The answer stream from {self.request.url} ended before the "
-                                  "answer was complete. The partial answer is kept")
+                                  "answer was complete. The partial answer is kept.")
+
+
+def wait_after_error_event(event: ErrorEvent, started: bool, request: http.Request) -> float:
+    """Seconds to wait before sending `request` again, for an error event that came before any
+    text and is worth another try; otherwise the event raised as a ModelError (text already
+    shown must not be repeated by a second answer)."""
+    if started:
+        raise request.error(f"The server reported an error mid-answer: {event.message}. "
+                            "The partial answer is kept.")
+    if event.status not in http.RETRY_STATUSES or request.retries >= settings.max_retries:
+        tried = http.after_retries(request.retries)
+        raise request.error(f"The server reported an error instead of an answer{tried}: "
+                            f"{event.message}.")
+    wait = http.backoff(request.retries)
+    request.retries += 1
+    return wait
 
 
 class _HTTPWire:
@@ -53,20 +99,30 @@ class HTTPModel(_HTTPWire, KeyModel):
 
     def execute(self, prompt, stream, response, conversation, key):
         request = self.build_request(prompt, stream, conversation, key)
-        answer = http.open_response(request)
         if not stream:
+            answer = http.open_response(request)
             yield self.read_answer(http.read_json(answer, request), response, request)
             return
-        reader = self.stream_reader(response, request)
-        feed = reader.feed
-        try:
-            for event in http.iter_events(answer, request):
-                text = feed(event)
-                if text:
-                    yield text
-        finally:
-            answer.close()
-        reader.end()
+        started = False
+        while True:
+            answer = http.open_response(request)
+            reader = self.stream_reader(response, request)
+            feed = reader.feed
+            failure = None
+            try:
+                for event in http.iter_events(answer, request):
+                    text = feed(event)
+                    if text:
+                        started = True
+                        yield text
+            except ErrorEvent as exc:
+                failure = exc
+            finally:
+                answer.close()
+            if failure is None:
+                reader.end()
+                return
+            time.sleep(wait_after_error_event(failure, started, request))
 
 
 class AsyncHTTPModel(_HTTPWire, AsyncKeyModel):
@@ -74,22 +130,32 @@ class AsyncHTTPModel(_HTTPWire, AsyncKeyModel):
 
     async def execute(self, prompt, stream, response, conversation, key):
         request = self.build_request(prompt, stream, conversation, key)
-        answer = await http.aopen_response(request)
         if not stream:
+            answer = await http.aopen_response(request)
             yield self.read_answer(await http.aread_json(answer, request), response, request)
             return
-        reader = self.stream_reader(response, request)
-        feed = reader.feed
-        events = http.aiter_events(answer, request)
-        try:
-            async for event in events:
-                text = feed(event)
-                if text:
-                    yield text
-        finally:
-            await events.aclose()
-            await answer.aclose()
-        reader.end()
+        started = False
+        while True:
+            answer = await http.aopen_response(request)
+            reader = self.stream_reader(response, request)
+            feed = reader.feed
+            events = http.aiter_events(answer, request)
+            failure = None
+            try:
+                async for event in events:
+                    text = feed(event)
+                    if text:
+                        started = True
+                        yield text
+            except ErrorEvent as exc:
+                failure = exc
+            finally:
+                await events.aclose()
+                await answer.aclose()
+            if failure is None:
+                reader.end()
+                return
+            await asyncio.sleep(wait_after_error_event(failure, started, request))
 
 
 def record_usage(response, usage: dict[str, Any] | None, *, input: str, output: str,

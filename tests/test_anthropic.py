@@ -120,6 +120,64 @@ def test_error_event_mid_stream_keeps_the_partial_text(llm_server):
     assert len(llm_server.requests) == 1
 
 
+def overloaded_before_any_text():
+    """A stream that starts, then reports overload before its first text (as the API may)."""
+    events = anthropic_events(WORDS)[:2]  # message_start, content_block_start
+    events.append(("error", {"type": "error", "error": {"type": "overloaded_error",
+                                                        "message": "Overloaded"}}))
+    return stream_reply(sse(events))
+
+
+@pytest.fixture
+def quick_backoff(monkeypatch):
+    """Backoff without Retry-After starts at 1 s; the tests check the retries, not the wait."""
+    monkeypatch.setattr(llm_notebook.http, "FIRST_BACKOFF", 0.001)
+
+
+def test_overloaded_event_before_any_text_is_retried(llm_server, quick_backoff):
+    llm_server.queue(overloaded_before_any_text(), stream_reply(sse(anthropic_events(WORDS))))
+    response = claude().prompt("Hello", key=KEY)
+    assert list(response) == WORDS
+    assert response.status == "done"
+    assert len(llm_server.requests) == 2
+    assert llm_server.requests[0].body == llm_server.requests[1].body
+
+
+def test_async_overloaded_event_before_any_text_is_retried(llm_server, quick_backoff):
+    llm_server.queue(overloaded_before_any_text())
+
+    async def main():
+        model = llm_notebook.get_async_model("claude-sonnet-4-5")
+        return [chunk async for chunk in model.prompt("Hello", key=KEY)]
+
+    assert "".join(asyncio.run(main())) == "Hello from the fake server."
+    assert len(llm_server.requests) == 2
+
+
+@pytest.mark.parametrize("first", ["status", "event"])
+def test_retries_of_error_events_are_bounded_together_with_statuses(llm_server, quick_backoff,
+                                                                    monkeypatch, first):
+    monkeypatch.setattr(llm_notebook.settings, "max_retries", 1)
+    turned_away = (error_reply(529, "Overloaded", kind="anthropic", headers={"Retry-After": "0"})
+                   if first == "status" else overloaded_before_any_text())
+    llm_server.queue(turned_away, overloaded_before_any_text(),
+                     stream_reply(sse(anthropic_events(WORDS))))
+    response = claude().prompt("Hello", key=KEY)
+    with pytest.raises(ModelError, match=r"error instead of an answer \(after 1 retry\): Overloaded"):
+        response.text()
+    assert response.text() == ""
+    assert len(llm_server.requests) == 2
+
+
+def test_invalid_request_event_is_not_retried(llm_server, quick_backoff):
+    events = [("error", {"type": "error", "error": {"type": "invalid_request_error",
+                                                    "message": "messages: empty"}})]
+    llm_server.queue(stream_reply(sse(events)))
+    with pytest.raises(ModelError, match="error instead of an answer: messages: empty"):
+        claude().prompt("Hello", key=KEY).text()
+    assert len(llm_server.requests) == 1
+
+
 def test_stream_without_message_stop_is_incomplete(llm_server):
     llm_server.queue(stream_reply(sse(anthropic_events(WORDS, stop=False))))
     response = claude().prompt("Hello", key=KEY)

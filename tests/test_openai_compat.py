@@ -289,6 +289,16 @@ def test_error_event_mid_stream(llm_server):
     with pytest.raises(ModelError, match="error mid-answer: The server had an error"):
         response.text()
     assert response.text() == "Partial "
+    assert len(llm_server.requests) == 1  # retrying would repeat the text already shown
+
+
+def test_server_error_event_before_any_text_is_retried(llm_server, monkeypatch):
+    monkeypatch.setattr(llm_notebook.http, "FIRST_BACKOFF", 0.001)
+    failing = [(None, openai_events(WORDS)[0][1]),  # the role chunk carries no text
+               (None, {"error": {"message": "The server had an error", "type": "server_error"}})]
+    llm_server.queue(stream_reply(sse(failing)), stream_reply(sse(openai_events(WORDS))))
+    assert gpt().prompt("Hi", key=KEY).text() == "The answer is 42."
+    assert len(llm_server.requests) == 2
 
 
 def test_read_timeout_is_a_setting(llm_server, monkeypatch):
