@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as _dt
 import secrets
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -83,6 +86,10 @@ class _BaseResponse:
         self._first_chunk: float | None = None
         self._end: float | None = None
         self._start_utc: _dt.datetime | None = None
+        self._streamer: Any = None  # the thread (sync) or task (async) running execute()
+        self._finished = threading.Event()
+        self._finish_lock = threading.Lock()
+        self._wake_on_finish: list[Any] = []
 
     @property
     def attachments(self) -> list[Attachment]:
@@ -112,7 +119,8 @@ class _BaseResponse:
         finally:
             prompt_key.reset(token)
 
-    def _begin(self) -> None:
+    def _begin(self, streamer: Any) -> None:
+        self._streamer = streamer
         self.status = RUNNING
         self._start = time.monotonic()
         self._start_utc = _dt.datetime.now(_dt.timezone.utc)
@@ -151,11 +159,17 @@ class _BaseResponse:
             from . import log
 
             log.record(self)
+        with self._finish_lock:
+            self._finished.set()
+            wake, self._wake_on_finish = self._wake_on_finish, []
+        for callback in wake:
+            callback()
 
-    def _check_not_running(self) -> None:
-        if self.status == RUNNING:
-            raise RuntimeError(f"Response {self.id} is still streaming: read it where it was started, "
-                               "or wait until it has finished")
+    def _refuse_waiting_on_itself(self, streamer: Any) -> None:
+        """Reading a response from inside the loop that streams it would wait forever."""
+        if self.status == RUNNING and self._streamer is streamer:
+            raise RuntimeError(f"Response {self.id} is still streaming here: read it after the "
+                               "loop that streams it has ended")
 
     def _text_so_far(self) -> str:
         return "".join(self._chunks)
@@ -200,11 +214,12 @@ class Response(_BaseResponse):
     """A sync response: runs the model when first iterated, then replays what it kept."""
 
     def __iter__(self) -> Iterator[str]:
-        if self.status != PENDING:
-            self._check_not_running()
+        if self.status != PENDING:  # streamed, or streaming elsewhere: wait for it, then replay
+            self._refuse_waiting_on_itself(threading.current_thread())
+            self._finished.wait()
             yield from list(self._chunks)
             return
-        self._begin()
+        self._begin(threading.current_thread())
         chunks = None
         try:
             chunks = self._as_running_model(self.model.execute, **self._execute_kwargs())
@@ -227,7 +242,7 @@ class Response(_BaseResponse):
         self._finish(DONE)
 
     def _force(self) -> None:
-        if self.status == PENDING:
+        if not self.finished:
             for _ in self:
                 pass
 
@@ -268,13 +283,33 @@ class AsyncResponse(_BaseResponse):
     """An async response: `await` it or `async for` over it; it runs the model once."""
 
     def __aiter__(self) -> AsyncIterator[str]:
-        if self.status != PENDING:
-            self._check_not_running()
+        if self.status == PENDING:
+            return self._run()
+        if self.finished:
             return _replay(list(self._chunks))
-        return self._run()
+        self._refuse_waiting_on_itself(_current_task())
+        return self._replay_when_finished()
+
+    async def _replay_when_finished(self) -> AsyncIterator[str]:
+        """What a second reader sees while another task streams: the whole text, once done."""
+        loop = asyncio.get_running_loop()
+        finished = loop.create_future()
+
+        def wake() -> None:  # on whichever thread finishes the response
+            with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
+                loop.call_soon_threadsafe(lambda: finished.done() or finished.set_result(None))
+
+        with self._finish_lock:
+            waiting = not self._finished.is_set()
+            if waiting:
+                self._wake_on_finish.append(wake)
+        if waiting:
+            await finished
+        for chunk in list(self._chunks):
+            yield chunk
 
     async def _run(self) -> AsyncIterator[str]:
-        self._begin()
+        self._begin(_current_task())
         chunks = None
         try:
             chunks = self._as_running_model(self.model.execute, **self._execute_kwargs())
@@ -303,7 +338,7 @@ class AsyncResponse(_BaseResponse):
         self._finish(DONE)
 
     async def _force(self) -> AsyncResponse:
-        if self.status == PENDING:
+        if not self.finished:
             async for _ in self:
                 pass
         return self
@@ -344,6 +379,13 @@ class AsyncResponse(_BaseResponse):
         from .markdown import safe_markdown
 
         return safe_markdown(self._text_so_far(), partial=not self.finished)
+
+
+def _current_task() -> asyncio.Task | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop: driven by hand, e.g. with send()
+        return None
 
 
 async def _replay(chunks: list[str]) -> AsyncIterator[str]:

@@ -243,3 +243,66 @@ def test_start_from_many_threads_at_once():
     for thread in threads:
         thread.join()
     assert all(h.result(timeout=5).status == "done" for h in handles) and len(handles) == 8
+
+
+def test_a_second_reader_of_a_streaming_async_response_waits_for_the_whole_text():
+    async def main():
+        response = llm_notebook.get_async_model("echo").prompt("one two three", delay=0.01)
+        streamed = []
+
+        async def stream_it():
+            async for chunk in response:
+                streamed.append(chunk)
+
+        streaming = asyncio.ensure_future(stream_it())
+        while not streamed:
+            await asyncio.sleep(0.005)
+        awaited = await response  # while the other task streams
+        replayed = [chunk async for chunk in response]
+        await streaming
+        return "".join(streamed), awaited, "".join(replayed)
+
+    streamed, awaited, replayed = asyncio.run(main())
+    assert awaited.status == "done" and awaited.text_or_raise() == streamed == replayed
+    assert "one two three" in streamed
+
+
+def test_awaiting_a_response_streaming_on_the_runner_from_another_loop():
+    response = llm_notebook.get_async_model("echo").prompt("far away", delay=0.01)
+    first = threading.Event()
+    handle = runner.start(response, on_chunk=lambda chunk: first.set())
+    assert first.wait(5) and not handle.done()
+    text = asyncio.run(response.text())
+    assert handle.done() and text == response.text_or_raise() and "far away" in text
+
+
+def test_text_from_another_thread_waits_while_a_thread_streams():
+    response = llm_notebook.get_model("echo").prompt("side thread", delay=0.01)
+    started, chunks = threading.Event(), []
+
+    def stream_it():
+        for chunk in response:
+            chunks.append(chunk)
+            started.set()
+
+    worker = threading.Thread(target=stream_it)
+    worker.start()
+    assert started.wait(5)
+    text = response.text()  # this thread waits for the streaming one
+    assert response.status == "done" and text == "".join(chunks) and "side thread" in text
+    worker.join()
+
+
+def test_reading_a_response_inside_the_loop_that_streams_it_is_refused():
+    response = llm_notebook.get_model("echo").prompt("x")
+    with pytest.raises(RuntimeError, match="still streaming here: read it after the loop"):
+        for _ in response:
+            response.text()
+    assert response.status == "interrupted"
+
+    async def main():
+        response = llm_notebook.get_async_model("echo").prompt("x")
+        async for _ in response:
+            await response
+    with pytest.raises(RuntimeError, match="still streaming here: read it after the loop"):
+        asyncio.run(main())
