@@ -273,23 +273,27 @@ def _not_a_stream(response, request: Request, exc: Exception) -> ModelError:
 _scan_json = json.JSONDecoder().scan_once
 
 
-def decode_event(data: str, request: Request) -> Any:
-    """One event's JSON; malformed data ends the answer with an error, keeping what streamed.
+def decode_event(data: str, request: Request) -> dict[str, Any]:
+    """One event's JSON object; malformed data (or JSON that is no object) ends the answer with
+    an error, keeping what streamed.
 
     Streams are thousands of small events, so the common case (nothing around the value) goes
     straight to the C scanner, which is several times quicker than `json.loads`.
     """
     try:
         value, end = _scan_json(data, 0)
-        if end == len(data):
-            return value
+        if end != len(data):
+            value = json.loads(data)
     except (StopIteration, ValueError):
-        pass
-    try:
-        return json.loads(data)
-    except ValueError:
+        try:
+            value = json.loads(data)
+        except ValueError:
+            value = None
+    if type(value) is not dict:
         raise request.error(f"The answer stream from {request.url} sent malformed data "
-                            f"{summarize(data)!r}; the partial answer is kept") from None
+                            f"{summarize(data)!r} where a JSON object belongs. "
+                            "The partial answer is kept.")
+    return value
 
 
 # -- errors users can act on ----------------------------------------------------------------------

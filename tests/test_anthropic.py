@@ -178,6 +178,16 @@ def test_invalid_request_event_is_not_retried(llm_server, quick_backoff):
     assert len(llm_server.requests) == 1
 
 
+@pytest.mark.parametrize("data", ['{"type": "content_block_delta", "delta": {"te', '"text"', "[1]"])
+def test_malformed_or_non_object_data_mid_stream_keeps_the_partial_text(llm_server, data):
+    events = anthropic_events(WORDS)[:4] + [("content_block_delta", data)]
+    llm_server.queue(stream_reply(sse(events)))
+    response = claude().prompt("Hello", key=KEY)
+    with pytest.raises(ModelError, match="malformed data .* where a JSON object belongs"):
+        response.text()
+    assert response.text() == "Claude "
+
+
 def test_stream_without_message_stop_is_incomplete(llm_server):
     llm_server.queue(stream_reply(sse(anthropic_events(WORDS, stop=False))))
     response = claude().prompt("Hello", key=KEY)

@@ -103,9 +103,6 @@ class ChatStream(StreamReader):
             self.done = True
             return None
         chunk = decode_event(data, self.request)
-        if type(chunk) is not dict:
-            raise self.request.error(f"The answer stream from {self.request.url} sent "
-                                     f"{type(chunk).__name__} data instead of a chunk object")
         self.last = chunk
         usage = chunk.get("usage")
         if usage:
