@@ -40,8 +40,12 @@ def normalize_type(content_type: str) -> str:
     return _TYPE_ALIASES.get(base, base)
 
 
-def detect_type(data: bytes, name: str | None = None) -> str | None:
-    """Guess a content type from leading bytes, then from the file name's extension."""
+def detect_type(data: bytes, name: str | None = None, declared: str | None = None) -> str | None:
+    """Guess a content type from leading bytes, the name's extension, then a server's header.
+
+    A `declared` Content-Type comes last because servers often send a generic one, and
+    `application/octet-stream` says nothing at all.
+    """
     import puremagic
 
     try:
@@ -55,6 +59,8 @@ def detect_type(data: bytes, name: str | None = None) -> str | None:
         guessed, _ = mimetypes.guess_type(name)
         if guessed:
             return normalize_type(guessed)
+    if declared and normalize_type(declared) != "application/octet-stream":
+        return normalize_type(declared)
     try:
         data[:8192].decode("utf-8")
     except UnicodeDecodeError:
@@ -71,6 +77,7 @@ class Attachment:
     url: str | None = None
     content: bytes | None = field(default=None, repr=False)
     _id: str | None = field(default=None, repr=False, compare=False)
+    _served_type: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.path is not None:
@@ -103,7 +110,7 @@ class Attachment:
             if guessed:
                 self.type = normalize_type(guessed)
                 return self.type
-        detected = detect_type(self.content_bytes(), name)
+        detected = detect_type(self.content_bytes(), name, self._served_type)
         if detected is None:
             raise AttachmentError(
                 f"Could not tell the content type of {self._describe()}: "
@@ -122,7 +129,7 @@ class Attachment:
             except OSError as exc:
                 raise AttachmentError(f"Cannot read attachment file {self.path}: {exc.strerror}") from None
         if self.url:
-            self.content = _fetch(self.url)
+            self.content, self._served_type = _fetch(self.url)
             return self.content
         raise AttachmentError("Attachment has no path, url or content")
 
@@ -175,7 +182,8 @@ class Attachment:
         return attachment.downscaled(max_edge)
 
 
-def _fetch(url: str) -> bytes:
+def _fetch(url: str) -> tuple[bytes, str | None]:
+    """The URL's bytes and the Content-Type the server gave them."""
     import httpx
 
     from .settings import settings
@@ -187,7 +195,7 @@ def _fetch(url: str) -> bytes:
         raise AttachmentError(f"Cannot fetch attachment {url}: {exc}") from None
     if response.status_code >= 400:
         raise AttachmentError(f"Cannot fetch attachment {url}: HTTP {response.status_code}")
-    return response.content
+    return response.content, response.headers.get("content-type")
 
 
 def _type_name(obj: Any) -> str:

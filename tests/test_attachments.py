@@ -23,9 +23,11 @@ def png_bytes(size=(8, 4), mode="RGB"):
 
 @pytest.fixture(scope="module")
 def http_files():
-    """A real HTTP server on loopback serving a PNG, a PDF and a 404."""
+    """A real HTTP server on loopback serving a PNG, a PDF, bytes known only by their header, a 404."""
     payloads = {"/pic.png": (png_bytes((30, 20)), "image/png"),
-                "/doc": (b"%PDF-1.4\n%\xe2\xe3\n", "application/octet-stream")}
+                "/doc": (b"%PDF-1.4\n%\xe2\xe3\n", "application/octet-stream"),
+                "/voice": (b"\x00\xff\x00\xfe", "audio/ogg; codecs=opus"),
+                "/blob": (b"\x00\xff\x00\xfe", "application/octet-stream")}
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -90,6 +92,8 @@ def test_missing_file_is_a_clear_error(tmp_path):
         gone.content_bytes()
     with pytest.raises(AttachmentError, match=r"No file at 'nope.png': give an existing file path, a URL or a variable"):
         Attachment.from_object("nope.png")
+    with pytest.raises(AttachmentError, match=r"No file at '.*gone.png': give an existing file path"):
+        Attachment.from_object(pathlib.Path(tmp_path / "gone.png"))
 
 
 def test_url_content_is_fetched_over_http(http_files):
@@ -101,6 +105,12 @@ def test_url_content_is_fetched_over_http(http_files):
     assert dimensions(picture) == (30, 20)
     with pytest.raises(AttachmentError, match=r"Cannot fetch attachment http://127.0.0.1:\d+/nothing: HTTP 404"):
         Attachment(url=http_files + "/nothing").content_bytes()
+
+
+def test_url_without_extension_and_undetectable_bytes_takes_the_served_type(http_files):
+    assert Attachment(url=http_files + "/voice").resolve_type() == "audio/ogg"
+    with pytest.raises(AttachmentError, match=r"Could not tell the content type of URL .*/blob: give it"):
+        Attachment(url=http_files + "/blob").resolve_type()
 
 
 def test_unreachable_url_is_a_clear_error():
