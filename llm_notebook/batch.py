@@ -205,6 +205,9 @@ def _rows(items: Iterable[Any]) -> tuple[list[Any], list[Any], Any, Any]:
     if isinstance(items, (str, bytes)):
         raise TypeError("items must be a list, a pandas Series or a DataFrame, not a single "
                         "string: wrap it in a list")
+    if isinstance(items, Mapping):  # iterating would fill the template with the keys alone
+        raise TypeError("items is a dict: pass pandas.Series(items) to keep its keys as the "
+                        "index, or a list such as list(items.values())")
     if not isinstance(items, Iterable):
         raise TypeError(f"items must be a list, a pandas Series or a DataFrame, not "
                         f"{type(items).__name__}")

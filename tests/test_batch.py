@@ -204,6 +204,8 @@ def test_bad_template_options_or_model_fail_before_any_request():
         llm_notebook.map("{}", ["x"], model="nope", progress=False)
     with pytest.raises(TypeError, match="wrap it in a list"):
         llm_notebook.map("{}", "abc", model=model, progress=False)
+    with pytest.raises(TypeError, match=r"items is a dict: pass pandas.Series\(items\)"):
+        llm_notebook.map("{}", {"a": 1}, model=model, progress=False)
     with pytest.raises(ValueError, match="concurrency must be at least 1"):
         llm_notebook.map("{}", ["x"], model=model, concurrency=0)
     assert model.tally.calls == []
