@@ -27,13 +27,20 @@ DEFAULT_WORDS = ["Hello ", "from ", "the ", "fake ", "server."]
 
 @dataclass
 class Recorded:
-    """One request as the server saw it; `connection` tells which TCP connection carried it."""
+    """One request as the server saw it; `connection` tells which TCP connection carried it.
+
+    The reply's fate is filled in as it is written: how many body pieces went out, and whether
+    the client hung up before the end (`finished` is set either way).
+    """
 
     method: str
     path: str
     headers: dict[str, str]
     body: Any
     connection: tuple[str, int]
+    pieces_sent: int = 0
+    hung_up: bool = False
+    finished: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
 
 @dataclass
@@ -290,11 +297,14 @@ def _handler_for(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", str(sum(len(p) for p in reply.pieces)))
             self.end_headers()
             try:
-                self._write_body(reply)
+                self._write_body(reply, recorded)
             except (BrokenPipeError, ConnectionResetError):
+                recorded.hung_up = True
                 self.close_connection = True
+            finally:
+                recorded.finished.set()
 
-        def _write_body(self, reply: Reply) -> None:
+        def _write_body(self, reply: Reply, recorded: Recorded) -> None:
             for index, piece in enumerate(reply.pieces):
                 if index and reply.pause:
                     time.sleep(reply.pause)
@@ -304,6 +314,7 @@ def _handler_for(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                     self.wfile.write(b"%X\r\n%s\r\n" % (len(piece), piece))
                 else:
                     self.wfile.write(piece)
+                recorded.pieces_sent += 1
             if reply.cut:
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
