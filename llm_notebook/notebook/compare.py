@@ -36,7 +36,7 @@ def _plain(titles: Sequence[str], bodies: Sequence[str]) -> str:
     return "\n\n".join(f"── {title} ──\n{body}" for title, body in zip(titles, bodies))
 
 
-class Columns:
+class Columns(render.ThrottledView):
     """Several answers streaming side by side into one display, throttled like a single answer.
 
     With no kernel (a terminal) nothing is shown while streaming, and the answers one after
@@ -45,32 +45,33 @@ class Columns:
 
     def __init__(self, titles: Sequence[str], throttle: render.Throttle, *, in_kernel: bool = True,
                  plain: bool = False) -> None:
+        super().__init__(throttle, plain=plain)
         self.titles = list(titles)
-        self.throttle = throttle
-        self.plain = plain
         self._texts = ["" for _ in titles]
-        self._length = 0
         self._display = render.LiveDisplay() if in_kernel else None
 
-    def add(self, index: int, chunk: str) -> None:
-        self._texts[index] += chunk
-        self._length += len(chunk)
-        now = time.monotonic()
-        if self._display is not None and self.throttle.ready(self._length, now):
-            if self.plain:
-                data = {"text/plain": _plain(self.titles, self._texts)}
-            else:
-                bodies = [safe_markdown(text, partial=True) for text in self._texts]
-                data = {"text/markdown": columns_markdown(self.titles, bodies)}
-            self._display.send(data, {})
-            self.throttle.record(self._length, sum(map(len, data.values())), now)
+    def add(self, index: int, chunk: str) -> None:  # type: ignore[override]
+        if self._display is None:
+            return
+        with self._lock:
+            self._texts[index] += chunk
+            self._grew(len(chunk))
 
-    def finish(self, answers: Sequence[render.Answer]) -> None:
+    def _partial(self) -> dict[str, str]:
+        if self.plain:
+            return {"text/plain": _plain(self.titles, self._texts)}
+        bodies = [safe_markdown(text, partial=True) for text in self._texts]
+        return {"text/markdown": columns_markdown(self.titles, bodies)}
+
+    def finish(self, answers: Sequence[render.Answer]) -> None:  # type: ignore[override]
         data, metadata = answers_bundle(answers, plain=self.plain)
         if self._display is None:
             print(data["text/plain"])
         else:
-            self._display.send(data, metadata)
+            self._end(data, metadata)
+
+    def _send(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
+        self._display.send(data, metadata)
 
 
 def answers_bundle(answers: Sequence[render.Answer], *,

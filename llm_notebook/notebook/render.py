@@ -10,9 +10,10 @@ answer with its provenance in the metadata. A terminal IPython gets the plain te
 from __future__ import annotations
 
 import json
-import sys
-import time
 import re
+import sys
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -49,6 +50,15 @@ class Throttle:
         if size <= self._last_size or now - self._last_time < self.interval:
             return False
         return self.sent_bytes + size <= self.budget * size + self.allowance
+
+    def wait(self, size: int, now: float) -> float | None:
+        """Seconds until a render of `size` becomes ready by time alone; None if it needs more
+        text first (nothing shown yet, nothing new since the last render, or over budget)."""
+        if self._last_time is None or size <= self._last_size:
+            return None
+        if self.sent_bytes + size > self.budget * size + self.allowance:
+            return None
+        return max(0.0, self.interval - (now - self._last_time))
 
     def record(self, size: int, sent: int, now: float) -> None:
         """A render of a text `size` long went out, costing `sent` bytes."""
@@ -130,26 +140,69 @@ class Answer(ShownOnce):
 
 
 class ThrottledView:
-    """Streams one answer as throttled partial renders, then the exact answer; `_send` says where."""
+    """Streams one answer as throttled partial renders, then the exact answer; `_send` says where.
+
+    A chunk that arrives too soon after the last render is not lost when the model then pauses:
+    a timer renders it once the interval has passed, so the display is never left a chunk
+    behind. `_send` may therefore run on the timer's thread; one lock keeps the renders in order.
+    """
 
     def __init__(self, throttle: Throttle, *, plain: bool = False) -> None:
         self.throttle = throttle
         self.plain = plain
         self._chunks: list[str] = []
         self._length = 0
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._finished = False
 
     def add(self, chunk: str) -> None:
-        self._chunks.append(chunk)
-        self._length += len(chunk)
-        now = time.monotonic()
-        if self.throttle.ready(self._length, now):  # judged on the raw length: rendering is not free
-            text = "".join(self._chunks)
-            rendered = text if self.plain else safe_markdown(text, partial=True)
-            self._send({"text/plain" if self.plain else "text/markdown": rendered}, {})
-            self.throttle.record(self._length, len(rendered), now)
+        with self._lock:
+            self._chunks.append(chunk)
+            self._grew(len(chunk))
 
     def finish(self, answer: Answer) -> None:
-        self._send(answer.data(), answer.metadata())
+        self._end(answer.data(), answer.metadata())
+
+    def _partial(self) -> dict[str, str]:
+        """The partial render of the text so far."""
+        text = "".join(self._chunks)
+        if self.plain:
+            return {"text/plain": text}
+        return {"text/markdown": safe_markdown(text, partial=True)}
+
+    def _grew(self, size: int) -> None:
+        """`size` more characters arrived (the caller holds the lock)."""
+        self._length += size
+        self._render_if_ready()
+
+    def _render_if_ready(self) -> None:
+        now = time.monotonic()
+        if self.throttle.ready(self._length, now):  # judged on the raw length: rendering is not free
+            data = self._partial()
+            self._send(data, {})
+            self.throttle.record(self._length, sum(map(len, data.values())), now)
+        elif self._timer is None:
+            wait = self.throttle.wait(self._length, now)
+            if wait is not None:
+                self._timer = threading.Timer(wait, self._trailing_render)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _trailing_render(self) -> None:
+        with self._lock:
+            self._timer = None
+            if not self._finished:
+                self._render_if_ready()
+
+    def _end(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
+        """The exact final render; no partial render goes out after it."""
+        with self._lock:
+            self._finished = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._send(data, metadata)
 
     def _send(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
         raise NotImplementedError
