@@ -47,19 +47,29 @@ _END = object()
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
-_pid: int | None = None
 _running: set[Handle] = set()
+
+
+def _forget_after_fork() -> None:
+    """A forked child has no runner thread, and the lock may be held by a thread it lacks."""
+    global _lock, _loop, _thread
+    _lock = threading.Lock()
+    _loop = _thread = None
+    _running.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def get_loop() -> asyncio.AbstractEventLoop:
     """The runner's event loop, started on first use in a daemon thread (again after a fork)."""
-    global _loop, _thread, _pid
+    global _loop, _thread
     with _lock:
-        if _loop is None or _pid != os.getpid() or not _thread.is_alive():
+        if _loop is None or not _thread.is_alive():
             _loop = asyncio.new_event_loop()
             _thread = threading.Thread(target=_loop.run_forever, name="llm_notebook-runner",
                                        daemon=True)
-            _pid = os.getpid()
             _running.clear()
             _thread.start()
         return _loop

@@ -306,3 +306,45 @@ def test_reading_a_response_inside_the_loop_that_streams_it_is_refused():
             await response
     with pytest.raises(RuntimeError, match="still streaming here: read it after the loop"):
         asyncio.run(main())
+
+
+
+FORK_SCRIPT = """
+import json, os, signal, sys, threading
+sys.path.insert(0, ROOT)
+import llm_notebook
+from llm_notebook import runner
+
+async def answer():
+    response = llm_notebook.get_async_model("echo").prompt("after fork")
+    return threading.current_thread().name, await response.text()
+
+runner.run(answer())
+parent_thread = runner._thread
+holding, release = threading.Event(), threading.Event()
+
+def hold_the_runner_lock():  # another thread is starting work at the moment of the fork
+    with runner._lock:
+        holding.set()
+        release.wait()
+
+threading.Thread(target=hold_the_runner_lock).start()
+holding.wait()
+pid = os.fork()
+if pid == 0:
+    signal.alarm(10)  # a child stuck on the lock must not outlive the test
+    name, text = runner.run(answer())
+    print(json.dumps({"name": name, "answered": "after fork" in text,
+                      "new_thread": runner._thread is not parent_thread}), flush=True)
+    os._exit(0)
+release.set()
+os.waitpid(pid, 0)
+"""
+
+
+def test_the_runner_starts_afresh_in_a_forked_child():
+    script = FORK_SCRIPT.replace("ROOT", repr(str(ROOT)))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=20)
+    assert json.loads(done.stdout or "null") == {
+        "name": "llm_notebook-runner", "answered": True, "new_thread": True}, done.stderr
