@@ -96,23 +96,45 @@ def close_sync_clients() -> None:
         client.close()
 
 
-def async_client(origin: str):
+async def async_client(origin: str):
     """The `httpx.AsyncClient` of an endpoint for the running event loop.
 
-    Its connections belong to one loop, so each loop gets its own clients; they are dropped with
-    their loop.
+    Its connections belong to one loop, so each loop gets its own clients, closed when the loop
+    shuts down: the clients hold the loop, so a weak reference alone would never let it go.
     """
     import httpx
 
     loop = asyncio.get_running_loop()
     clients = _async_clients.get(loop)
     if clients is None:
-        clients = _async_clients[loop] = {}
+        for old in [old for old in _async_clients if old.is_closed()]:  # closed without shutdown
+            del _async_clients[old]
+        clients = _async_clients[loop] = _LoopClients()
+        clients.closer = _close_with_loop(loop, clients)
+        await clients.closer.__anext__()
     client = clients.get(origin)
     if client is None:
         client = clients[origin] = httpx.AsyncClient(headers={"User-Agent": _USER_AGENT},
                                                      timeout=_timeout())
     return client
+
+
+class _LoopClients(dict):
+    """One loop's clients by origin, and the generator that closes them with the loop (held here
+    because the loop itself keeps only a weak reference to it)."""
+
+    closer: Any = None
+
+
+async def _close_with_loop(loop, clients: _LoopClients):
+    """Waits for the life of `loop`: shutting a loop down (as `asyncio.run` and long-lived
+    runners do) closes its unfinished async generators, and so this one closes the clients."""
+    try:
+        yield
+    finally:
+        _async_clients.pop(loop, None)
+        for client in clients.values():
+            await client.aclose()
 
 
 def _build(client, request: Request):
@@ -146,7 +168,7 @@ async def aopen_response(request: Request):
     """`open_response` for async models, on the running loop's client."""
     import httpx
 
-    client = async_client(request.origin)
+    client = await async_client(request.origin)
     while True:
         try:
             response = await client.send(_build(client, request), stream=True)

@@ -179,6 +179,14 @@ def test_async_clients_are_per_event_loop_and_reused_within_one(llm_server):
     assert connections[1] != connections[2]
 
 
+def test_async_clients_close_their_connections_when_the_loop_ends(llm_server):
+    async def one_prompt():
+        await llm_notebook.get_async_model("gpt-4o-mini").prompt("a", key=KEY).text()
+
+    asyncio.run(one_prompt())
+    assert llm_server.wait_closed(llm_server.requests[0].connection)
+
+
 def test_sync_prompts_reuse_one_connection(llm_server):
     for _ in range(3):
         gpt().prompt("Hi", key=KEY).text()

@@ -191,6 +191,8 @@ class FakeLLMServer:
         self.requests: list[Recorded] = []
         self._replies: deque[Reply] = deque()
         self._lock = threading.Lock()
+        self._connections_changed = threading.Condition(self._lock)
+        self._open_connections: set[tuple[str, int]] = set()
         self._bench = _bench_body(bench_chunks) if bench_chunks else b""
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
@@ -224,6 +226,21 @@ class FakeLLMServer:
 
     def last_body(self) -> Any:
         return self.requests[-1].body
+
+    def wait_closed(self, connection: tuple[str, int], timeout: float = 10) -> bool:
+        """Wait until the client has closed `connection` (a `Recorded.connection`)."""
+        with self._connections_changed:
+            return self._connections_changed.wait_for(
+                lambda: connection not in self._open_connections, timeout)
+
+    def _connection_opened(self, connection: tuple[str, int]) -> None:
+        with self._connections_changed:
+            self._open_connections.add(connection)
+
+    def _connection_closed(self, connection: tuple[str, int]) -> None:
+        with self._connections_changed:
+            self._open_connections.discard(connection)
+            self._connections_changed.notify_all()
 
     def _next_reply(self, recorded: Recorded) -> Reply:
         with self._lock:
@@ -270,6 +287,16 @@ def _handler_for(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
             pass
+
+        def setup(self) -> None:
+            super().setup()
+            server._connection_opened(self.client_address[:2])
+
+        def finish(self) -> None:
+            try:
+                super().finish()
+            finally:
+                server._connection_closed(self.client_address[:2])
 
         def do_GET(self) -> None:
             self._answer(None)
