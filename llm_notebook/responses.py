@@ -134,6 +134,21 @@ class _BaseResponse:
             self._chunks.append(text)
         return text
 
+    @contextlib.contextmanager
+    def _recording_the_end(self):
+        """Around the model's loop (sync or async): however it ends, the response finishes."""
+        try:
+            yield
+        except GeneratorExit:  # the reader stopped early
+            self._finish(INTERRUPTED, "stopped before the end")
+            raise
+        except BaseException as exc:
+            error = self._fail(exc)
+            if error is exc:
+                raise
+            raise error from exc
+        self._finish(DONE)
+
     def _fail(self, exc: BaseException) -> BaseException:
         """Finish as failed or interrupted; returns the exception the caller should see."""
         if not isinstance(exc, Exception):
@@ -221,25 +236,17 @@ class Response(_BaseResponse):
             return
         self._begin(threading.current_thread())
         chunks = None
-        try:
-            chunks = self._as_running_model(self.model.execute, **self._execute_kwargs())
-            chunks = iter([chunks] if isinstance(chunks, str) else chunks)
-            while (chunk := self._as_running_model(next, chunks, _NO_MORE)) is not _NO_MORE:
-                text = self._keep(chunk)
-                if text:
-                    yield text
-        except GeneratorExit:
-            self._finish(INTERRUPTED, "stopped before the end")
-            raise
-        except BaseException as exc:
-            error = self._fail(exc)
-            if error is exc:
-                raise
-            raise error from exc
-        finally:
-            if hasattr(chunks, "close"):
-                chunks.close()
-        self._finish(DONE)
+        with self._recording_the_end():
+            try:
+                chunks = self._as_running_model(self.model.execute, **self._execute_kwargs())
+                chunks = iter([chunks] if isinstance(chunks, str) else chunks)
+                while (chunk := self._as_running_model(next, chunks, _NO_MORE)) is not _NO_MORE:
+                    text = self._keep(chunk)
+                    if text:
+                        yield text
+            finally:
+                if hasattr(chunks, "close"):
+                    chunks.close()
 
     def _force(self) -> None:
         if not self.finished:
@@ -311,31 +318,23 @@ class AsyncResponse(_BaseResponse):
     async def _run(self) -> AsyncIterator[str]:
         self._begin(_current_task())
         chunks = None
-        try:
-            chunks = self._as_running_model(self.model.execute, **self._execute_kwargs())
-            while True:
-                token = prompt_key.set((self.model, self._key))
-                try:
-                    chunk = await anext(chunks, _NO_MORE)
-                finally:
-                    prompt_key.reset(token)
-                if chunk is _NO_MORE:
-                    break
-                text = self._keep(chunk)
-                if text:
-                    yield text
-        except GeneratorExit:
-            self._finish(INTERRUPTED, "stopped before the end")
-            raise
-        except BaseException as exc:
-            error = self._fail(exc)
-            if error is exc:
-                raise
-            raise error from exc
-        finally:
-            if hasattr(chunks, "aclose"):
-                await chunks.aclose()
-        self._finish(DONE)
+        with self._recording_the_end():
+            try:
+                chunks = self._as_running_model(self.model.execute, **self._execute_kwargs())
+                while True:
+                    token = prompt_key.set((self.model, self._key))
+                    try:
+                        chunk = await anext(chunks, _NO_MORE)
+                    finally:
+                        prompt_key.reset(token)
+                    if chunk is _NO_MORE:
+                        break
+                    text = self._keep(chunk)
+                    if text:
+                        yield text
+            finally:
+                if hasattr(chunks, "aclose"):
+                    await chunks.aclose()
 
     async def _force(self) -> AsyncResponse:
         if not self.finished:
