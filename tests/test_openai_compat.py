@@ -221,6 +221,20 @@ def test_rate_limit_is_retried_honouring_retry_after(llm_server):
     assert len(llm_server.requests) == 3
 
 
+def test_retry_after_is_read_in_each_documented_form():
+    from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
+
+    from llm_notebook.http import retry_after
+
+    later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    assert retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    assert retry_after({"retry-after": "7"}) == 7.0
+    assert 25 < retry_after({"retry-after": later}) <= 30
+    assert retry_after({"retry-after": "soon"}) is None
+    assert retry_after({}) is None
+
+
 def test_retries_are_bounded(llm_server, monkeypatch):
     monkeypatch.setattr(llm_notebook.settings, "max_retries", 2)
     llm_server.queue(*[error_reply(429, "Rate limit reached", headers={"Retry-After": "0"})] * 3)
@@ -368,6 +382,16 @@ def test_connection_refused_names_the_url_and_the_likely_cause():
         llm_notebook.add_openai_endpoint("http://127.0.0.1:9/v1")
     assert "http://127.0.0.1:9/v1/models" in str(caught.value)
     assert "Is the server running" in str(caught.value)
+
+
+def test_a_preset_name_is_enough_when_its_server_is_running(llm_server, monkeypatch):
+    from llm_notebook import endpoints
+
+    monkeypatch.setitem(endpoints.PRESETS, "ollama", llm_server.openai_url)  # its usual port
+    assert llm_notebook.add_openai_endpoint("ollama") == ["fake-small", "fake-vision"]
+    model = llm_notebook.get_model("fake-vision")
+    assert "on ollama" in model.description
+    assert model.prompt("Hi").text() == "Hello from the fake server."
 
 
 def test_presets_name_the_usual_local_servers():
