@@ -226,6 +226,7 @@ def test_wait_for_several_then_await_a_handle(kernel):
     waited = kernel.run("%llm wait")
     assert waited.stream().rstrip().endswith("for 2 background answers: slow-async done, echo done")
     assert "> four five" in answer_of(saved_outputs(kernel, second))["data"]["text/markdown"]
+    assert len(saved_outputs(kernel, second)) == 1, "--no-usage left an empty status output"
     awaited = kernel.run(f"answer = await Out[{execution_count(first)}]\n"
                          "print(answer.status, repr(str(answer)))")
     assert awaited.stream() == "done 'eno owt eerht '\n"
@@ -245,6 +246,12 @@ def test_a_failing_model_keeps_its_partial_answer_in_the_background_and_side_by_
         "half an answer \n\n_[stopped by an error: the answer above is partial]_"
     assert outputs[-1]["data"]["text/plain"].startswith(
         "ModelError: Model 'broken' failed: RuntimeError: backend fell over\nmodel")
+    quiet = kernel.run("%llm -m broken --background --no-usage hi")
+    kernel.run("%llm wait")
+    [answer] = saved_outputs(kernel, quiet)  # no usage table: the error goes under the answer
+    assert answer["data"]["text/markdown"].endswith(
+        "_[stopped by an error: the answer above is partial]_\n\n"
+        "ModelError: Model 'broken' failed: RuntimeError: backend fell over")
 
     run = kernel.run("%llm -m broken -m slow-async one two")
     [columns, table] = run.displays()

@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import runner
 from ..errors import LLMNotebookError
+from ..markdown import safe_markdown
 from . import render
 
 
@@ -59,18 +60,19 @@ class CellView(render.ThrottledView):
         self.display.update(data, metadata)
 
 
-Finish = Callable[[render.Answer, "LLMNotebookError | None"], dict[str, Any]]
+Finish = Callable[[render.Answer], "dict[str, str] | None"]
 
 
 class BackgroundAnswer(render.ShownOnce):
     """The value of a `%%llm --background` cell: `.done()`, `.cancel()`, `.result()`, `await`.
 
     The result is the `Answer`, as a foreground cell's value would be; a cancelled or failed one
-    keeps its partial text, and its `.status` says what happened. `finish(answer, error)` runs on
-    the runner thread once the stream ends and returns what the status display shows then.
+    keeps its partial text, and its `.status` says what happened. `finish(answer)` runs on the
+    runner thread once the stream ends and returns the usage table to show in `status` (None:
+    no table). Without a status display, a note on an error or a cancel goes under the answer.
     """
 
-    def __init__(self, response: Any, view: CellView, status: CellDisplay, *,
+    def __init__(self, response: Any, view: CellView, status: CellDisplay | None, *,
                  format: str, finish: Finish) -> None:
         self.response = response
         self._view = view
@@ -90,7 +92,15 @@ class BackgroundAnswer(render.ShownOnce):
         except LLMNotebookError as exc:
             error = exc
         answer = render.conclude(self.response, str(self), self._view, format=self._format)
-        self._status.update(self._finish(answer, error))
+        notes = ([f"{type(error).__name__}: {error}"] if error is not None else
+                 ["Cancelled: the partial answer above is kept"] if answer.status == "interrupted"
+                 else [])
+        table = self._finish(answer)
+        if self._status is not None:
+            self._status.update(_stacked(_notes_data(notes), table or {}))
+        elif notes:
+            data, metadata = answer._repr_mimebundle_()
+            self._view.display.update(_stacked(data, _notes_data(notes)), metadata)
         return answer
 
     def _add(self, chunk: str) -> None:
@@ -123,7 +133,8 @@ class BackgroundAnswer(render.ShownOnce):
         if self.done():
             self.collected = True
             self._view.display.refresh()
-            self._status.refresh()
+            if self._status is not None:
+                self._status.refresh()
 
     def __str__(self) -> str:
         return "".join(self._parts)
@@ -137,3 +148,16 @@ class BackgroundAnswer(render.ShownOnce):
         if self.done() and not self._handle.cancelled():
             return self._handle.result()._repr_mimebundle_()
         return {"text/plain": repr(self)}, {}
+
+
+_SEPARATORS = {"text/plain": "\n", "text/markdown": "\n\n"}
+
+
+def _notes_data(notes: list[str]) -> dict[str, str]:
+    return {"text/plain": "\n".join(notes), "text/markdown": "\n\n".join(map(safe_markdown, notes))}
+
+
+def _stacked(top: dict[str, Any], bottom: dict[str, Any]) -> dict[str, Any]:
+    """`top` with the text of `bottom` under it, in each text type that `top` has."""
+    return {**top, **{mime: separator.join(part for part in (top[mime], bottom.get(mime, "")) if part)
+                      for mime, separator in _SEPARATORS.items() if mime in top}}

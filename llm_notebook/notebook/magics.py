@@ -299,28 +299,25 @@ class LLMMagics(Magics):
             raise LLMError("-f code cannot add a cell from the background: leave out --background",
                            "UsageError")
         count = self.shell.execution_count
-        answer_display = background.CellDisplay(self.shell, {"text/plain": ""})
         out = getattr(self.shell.displayhook, "prompt_count", count)  # the n of this cell's Out[n]
         waiting = (f"{response.model.model_id} is answering in the background: Out[{out}] is its "
                    "handle; %llm wait waits for it")
-        status = background.CellDisplay(self.shell, {"text/plain": waiting,
-                                                     "text/markdown": f"_{safe_markdown(waiting)}_"})
+        waiting_data = {"text/plain": waiting, "text/markdown": f"_{safe_markdown(waiting)}_"}
+        show_usage = self.show_usage and not args.no_usage
+        # the note waits in the status display when a usage table will replace it, else in the
+        # answer's own display (the first text replaces it): no output is left empty
+        answer_display = background.CellDisplay(self.shell, {"text/plain": ""} if show_usage
+                                                else waiting_data)
+        status = background.CellDisplay(self.shell, waiting_data) if show_usage else None
         throttle = render.Throttle(self.display_interval, self.display_budget)
         view = background.CellView(throttle, answer_display, plain=args.format == "text")
-        show_usage = self.show_usage and not args.no_usage
 
-        def finish(answer: render.Answer, error: Exception | None) -> dict[str, str]:
+        def finish(answer: render.Answer) -> dict[str, str] | None:
             summary = response.to_dict()
             session_usage.record(summary)
             if args.out is not None:
                 self.shell.user_ns[args.out] = answer.text
-            notes = ([f"{type(error).__name__}: {error}"] if error is not None else
-                     ["Cancelled: the partial answer above is kept"] if answer.status == "interrupted"
-                     else [])
-            table = render.table_data(ANSWER_HEADERS, [answer_row(summary)]) if show_usage else {}
-            return {"text/plain": "\n".join(notes + [table.get("text/plain", "")]).strip(),
-                    "text/markdown": "\n\n".join(map(safe_markdown, notes))
-                                     + ("\n\n" if notes else "") + table.get("text/markdown", "")}
+            return render.table_data(ANSWER_HEADERS, [answer_row(summary)]) if show_usage else None
 
         job = background.BackgroundAnswer(response, view, status, format=args.format, finish=finish)
         self.background.append(job)
