@@ -22,7 +22,7 @@ from traitlets import Bool, Float, Integer, Unicode, observe
 from .. import settings
 from ..conversations import Conversations
 from ..errors import AttachmentError, LLMNotebookError
-from ..interpolate import InterpolationError, interpolate, is_reference, resolve
+from ..interpolate import interpolate, is_reference, resolve
 from ..markdown import safe_markdown
 from ..usage import ANSWER_HEADERS, SESSION_HEADERS, answer_row, session_usage
 from . import render
