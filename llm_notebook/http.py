@@ -330,24 +330,29 @@ def summarize(text: str, limit: int = 300) -> str:
         title = _TITLE.search(text)
         text = title.group(1) if title else _TAG.sub(" ", _INVISIBLE.sub(" ", text))
         text = html.unescape(text)
-    text = " ".join(text.split())
+    text = _one_line(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def server_message(body: Any, fallback: str = "") -> str:
-    """The server's own explanation from an error body in the usual JSON shapes."""
+    """The server's own explanation from an error body in the usual JSON shapes, on one line
+    (validation errors come indented over several) so that it reads as part of ours."""
     if isinstance(body, dict):
         error = body.get("error", body)
         if isinstance(error, str):
-            return error
+            return _one_line(error)
         if isinstance(error, dict):
             for name in ("message", "detail", "msg"):
                 if isinstance(error.get(name), str):
-                    return error[name]
+                    return _one_line(error[name])
         if isinstance(body.get("detail"), str):
-            return body["detail"]
+            return _one_line(body["detail"])
         return summarize(json.dumps(body))
     return fallback
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _response_message(response) -> str:

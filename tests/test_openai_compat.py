@@ -243,6 +243,14 @@ def test_retries_are_bounded(llm_server, monkeypatch):
     assert len(llm_server.requests) == 3
 
 
+def test_a_multi_line_server_message_becomes_one_line(llm_server):
+    llm_server.queue(error_reply(400, "1 validation error:\n  top_k\n    Input should be > 0"))
+    with pytest.raises(ModelError) as caught:
+        gpt().prompt("Hi", key=KEY).text()
+    assert "\n" not in str(caught.value)
+    assert "1 validation error: top_k Input should be > 0" in str(caught.value)
+
+
 def test_html_error_page_becomes_a_readable_message(llm_server, monkeypatch):
     monkeypatch.setattr(llm_notebook.settings, "max_retries", 0)
     llm_server.queue(error_reply(502, "Bad Gateway", kind="html"))
