@@ -6,7 +6,6 @@ kernel that is interrupted while a cell streams an async model through the runne
 """
 
 import json
-import time
 
 import nbformat
 import pytest
@@ -137,9 +136,10 @@ def test_kernel_interrupt_stops_a_runner_stream_and_keeps_the_partial_answer(var
         client.wait_for_ready(timeout=60)
         code = ("import llm_notebook\nfrom llm_notebook import runner\n"
                 "response = llm_notebook.get_async_model('echo').prompt('w ' * 300, delay=0.02)\n"
-                "for chunk in runner.iterate(response):\n    pass\n")
+                "for index, chunk in enumerate(runner.iterate(response)):\n"
+                "    if index == 5:\n        print('streaming', flush=True)\n")
         msg_id = client.execute(code)
-        time.sleep(1.5)
+        _wait_for_output(client, msg_id, "streaming")
         manager.interrupt_kernel()
         reply = _reply_to(client, msg_id)
         assert reply["content"]["status"] == "error"
@@ -157,6 +157,15 @@ def test_kernel_interrupt_stops_a_runner_stream_and_keeps_the_partial_answer(var
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+def _wait_for_output(client, msg_id: str, text: str) -> None:
+    """Block until the cell `msg_id` has printed `text` (the stream is under way)."""
+    while True:
+        message = client.get_iopub_msg(timeout=60)
+        if (message["parent_header"].get("msg_id") == msg_id and message["msg_type"] == "stream"
+                and text in message["content"]["text"]):
+            return
 
 
 def _reply_to(client, msg_id: str) -> dict:
