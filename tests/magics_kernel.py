@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,11 +55,13 @@ class CellRun:
 class _Recording:
     messages: list[dict[str, Any]] = field(default_factory=list)
     interrupt_after: int | None = None
+    interrupt_after_seconds: float | None = None
     interrupted: bool = False
 
 
 class _RecordingClient(NotebookClient):
-    """Keeps every iopub message of the running cell; can interrupt the kernel mid-cell."""
+    """Keeps every iopub message of the running cell; can interrupt the kernel mid-cell, after
+    some display messages of the cell or some seconds after it started."""
 
     recording = _Recording()
 
@@ -69,9 +72,23 @@ class _RecordingClient(NotebookClient):
                 and msg["msg_type"] in DISPLAY_MESSAGES
                 and sum(m["msg_type"] in DISPLAY_MESSAGES for m in recording.messages)
                 >= recording.interrupt_after):
-            recording.interrupted = True
-            asyncio.ensure_future(ensure_async(self.km.interrupt_kernel()))
+            self._interrupt()
+        if recording.interrupt_after_seconds is not None and msg["msg_type"] == "execute_input":
+            # a timer thread, not the loop: a blocking kernel manager keeps the loop busy
+            loop = asyncio.get_running_loop()
+            threading.Timer(recording.interrupt_after_seconds, self._interrupt, (loop,)).start()
         return super().process_message(msg, cell, cell_index)
+
+    def _interrupt(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        if self.recording.interrupted:
+            return
+        self.recording.interrupted = True
+        if loop is None:
+            asyncio.ensure_future(ensure_async(self.km.interrupt_kernel()))
+            return
+        pending = self.km.interrupt_kernel()  # a blocking manager interrupts right here
+        if asyncio.iscoroutine(pending):
+            asyncio.run_coroutine_threadsafe(pending, loop)
 
 
 class KernelNotebook:
@@ -95,10 +112,12 @@ class KernelNotebook:
         self._replies.append(execute_reply)
 
     def run(self, source: str, *, expect_error: bool = False,
-            interrupt_after_displays: int | None = None) -> CellRun:
+            interrupt_after_displays: int | None = None,
+            interrupt_after_seconds: float | None = None) -> CellRun:
         cell = nbformat.v4.new_code_cell(source)
         self.nb.cells.append(cell)
-        self.client.recording = _Recording(interrupt_after=interrupt_after_displays)
+        self.client.recording = _Recording(interrupt_after=interrupt_after_displays,
+                                           interrupt_after_seconds=interrupt_after_seconds)
         self._replies.clear()
         executed = self.client.execute_cell(cell, len(self.nb.cells) - 1)
         run = CellRun(source, [dict(o) for o in executed.outputs], self.client.recording.messages,

@@ -237,6 +237,18 @@ def test_wait_for_several_then_await_a_handle(kernel):
     assert kernel.run("%llm wait").stream() == "No background answers to wait for\n"
 
 
+def test_interrupting_wait_cancels_the_background_answers_and_keeps_their_text(kernel):
+    started = kernel.run(f"%llm -m slow-async -o delay 0.2 --background {WORDS}")
+    waited = kernel.run("%llm wait", expect_error=True, interrupt_after_seconds=1.0)
+    assert waited.error["traceback"] == ["KeyboardInterrupt: stopped waiting: the background "
+                                         "answers were cancelled; their partial answers are kept"]
+    answer = answer_of(saved_outputs(kernel, started))
+    assert answer["metadata"]["llm_notebook"]["status"] == "interrupted"
+    assert answer["data"]["text/markdown"].startswith("0w 1w ") and "93w" not in answer["data"]["text/markdown"]
+    assert kernel.run(f"print(Out[{execution_count(started)}].done(), 1 + 1)").stream() == "True 2\n"
+    assert kernel.run("%llm wait").stream() == "No background answers to wait for\n"
+
+
 def test_a_failing_model_keeps_its_partial_answer_in_the_background_and_side_by_side(kernel):
     started = kernel.run("%llm -m broken --background hi")
     kernel.run("%llm wait")
