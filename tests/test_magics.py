@@ -284,6 +284,13 @@ def test_format_text_shows_plain_text(kernel):
     ("%llm -m echo --bogus hi", "UsageError: unrecognized arguments: --bogus"),
     ("%llm -m echo -f yaml hi", "UsageError: argument -f/--format: invalid choice: 'yaml'"),
     ("%llm -m echo --out 1x hi", "UsageError: --out needs a variable name, not '1x'"),
+    ("%llm default nope", "UnknownModelError: Unknown model 'nope'"),
+    ("%llm alias onlyone", "UsageError: usage: %llm alias NAME MODEL_ID"),
+    ("%llm alias short nope", "UnknownModelError: Unknown model 'nope'"),
+    ("%llm keys get NAME", "UsageError: usage: %llm keys set NAME"),
+    ("%llm usage --bogus", "UsageError: usage: %llm usage [--reset]"),
+    ("%llm logs -n many", "UsageError: usage: %llm logs [-n N]"),
+    ("%llm wait now", "UsageError: usage: %llm wait"),
 ])
 def test_user_errors_are_one_clear_line(kernel, source, expected):
     kernel.run("import numpy as np\narr = np.zeros((4, 4), dtype=np.uint8)\ncfg = {'lr': 0.1}")
