@@ -147,6 +147,16 @@ def test_enter_sends_an_uploaded_file_and_clears_the_controls():
     assert chat.input.value == "" and chat.upload.value == () and chat.attach_field.value == ""
 
 
+def test_enter_sends_the_text_it_carries_even_if_the_value_sync_lags():
+    chat = llm_notebook.chat("echo")
+    chat.input.value = "first line"  # the last state update that reached the kernel
+    # The box's Enter message, as the browser sends it, with the whole text typed so far.
+    chat.input._on_message(chat.input, {"event": "submit", "value": "first line\nsecond line"}, [])
+    chat.wait(10)
+    [turn] = chat.history
+    assert "> first line\n> second line" in turn.text
+
+
 def test_a_bad_attachment_is_a_message_in_the_chat_and_the_text_is_kept():
     chat = llm_notebook.chat("echo")
     chat.attach_field.value = "no_such_variable"

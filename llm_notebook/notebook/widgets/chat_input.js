@@ -1,5 +1,6 @@
 // The chat's message box: Enter sends, Shift+Enter starts a new line.
-// The text is synced as `value`; Enter sends the custom message {event: "submit"} after it.
+// The text is synced as `value`; Enter sends {event: "submit", value} carrying the text itself,
+// because the widget manager may hold back a state update while a custom message goes at once.
 
 function isSendKey(event) {
   return event.key === "Enter" && !event.shiftKey && !event.altKey && !event.ctrlKey &&
@@ -24,7 +25,7 @@ function render({ model, el }) {
     if (isSendKey(event)) {
       event.preventDefault();
       sync();
-      model.send({ event: "submit" });
+      model.send({ event: "submit", value: area.value });
     } else if (event.key === "Enter" && event.shiftKey && !event.isComposing) {
       // Inside a notebook the browser's own line break is cancelled: insert it here.
       event.preventDefault();

@@ -48,4 +48,6 @@ class ChatInput(anywidget.AnyWidget):
 
     def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
         if isinstance(content, dict) and content.get("event") == "submit":
+            if isinstance(content.get("value"), str):
+                self.value = content["value"]  # the text as sent, even if its sync is still queued
             self.submit()
