@@ -150,11 +150,17 @@ def test_enter_sends_an_uploaded_file_and_clears_the_controls():
 def test_enter_sends_the_text_it_carries_even_if_the_value_sync_lags():
     chat = llm_notebook.chat("echo")
     chat.input.value = "first line"  # the last state update that reached the kernel
-    # The box's Enter message, as the browser sends it, with the whole text typed so far.
+    # The box's Enter message, as the browser sends it (having emptied the box), with the whole text.
     chat.input._on_message(chat.input, {"event": "submit", "value": "first line\nsecond line"}, [])
     chat.wait(10)
     [turn] = chat.history
     assert "> first line\n> second line" in turn.text
+    assert chat.input.value == ""
+    # A message that is not sent goes back into the box, to be fixed and sent again.
+    chat.attach_field.value = "no_such_variable"
+    chat.input._on_message(chat.input, {"event": "submit", "value": "look at this"}, [])
+    assert chat.input.value == "look at this"
+    assert "No file at 'no_such_variable'" in chat.history[-1].error
 
 
 def test_a_bad_attachment_is_a_message_in_the_chat_and_the_text_is_kept():

@@ -91,6 +91,7 @@ def test_chat_and_llm_cell_stream_in_jupyterlab(open_notebook, tmp_path):
     expect(typed).to_contain_text(re.compile(r"first line\s*second line"))
     expect(typed.locator("br")).to_have_count(1)  # shown as typed, on two lines
     expect(footer).to_contain_text("Usage: 3 responses")
+    expect(box).to_have_value("")
     expect(echo_responses(usage)).to_have_text("4")  # three in the chat, one %%llm cell
     footer.scroll_into_view_if_needed()
     notebook.screenshot("chat-after-enter")

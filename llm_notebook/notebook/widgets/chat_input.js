@@ -1,6 +1,7 @@
 // The chat's message box: Enter sends, Shift+Enter starts a new line.
-// The text is synced as `value`; Enter sends {event: "submit", value} carrying the text itself,
-// because the widget manager may hold back a state update while a custom message goes at once.
+// The text is synced as `value`. Enter empties the box and sends {event: "submit", value} carrying
+// the text itself: the widget manager may hold back a state update while a custom message goes at
+// once, so the kernel must not read the text from a `value` that may lag behind.
 
 function isSendKey(event) {
   return event.key === "Enter" && !event.shiftKey && !event.altKey && !event.ctrlKey &&
@@ -24,8 +25,10 @@ function render({ model, el }) {
   area.addEventListener("keydown", (event) => {
     if (isSendKey(event)) {
       event.preventDefault();
+      const text = area.value;
+      area.value = "";
       sync();
-      model.send({ event: "submit", value: area.value });
+      model.send({ event: "submit", value: text });
     } else if (event.key === "Enter" && event.shiftKey && !event.isComposing) {
       // Inside a notebook the browser's own line break is cancelled: insert it here.
       event.preventDefault();

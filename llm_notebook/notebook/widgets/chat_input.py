@@ -35,19 +35,20 @@ class ChatInput(anywidget.AnyWidget):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._submit_callbacks: list[Callable[[], Any]] = []
+        self._submit_callbacks: list[Callable[[str], Any]] = []
         self.on_msg(self._on_message)
 
-    def on_submit(self, callback: Callable[[], Any]) -> None:
+    def on_submit(self, callback: Callable[[str], Any]) -> None:
+        """Call `callback(text)` when the message `text` is submitted (Enter in the browser)."""
         self._submit_callbacks.append(callback)
 
-    def submit(self) -> None:
-        """What pressing Enter in the browser does."""
+    def submit(self, text: str | None = None) -> None:
+        """What pressing Enter in the browser does; `text` defaults to the box's `value`."""
+        text = self.value if text is None else text
         for callback in self._submit_callbacks:
-            callback()
+            callback(text)
 
     def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
         if isinstance(content, dict) and content.get("event") == "submit":
-            if isinstance(content.get("value"), str):
-                self.value = content["value"]  # the text as sent, even if its sync is still queued
-            self.submit()
+            text = content.get("value")
+            self.submit(text if isinstance(text, str) else None)

@@ -306,16 +306,22 @@ class Chat(SavedAsText, widgets.VBox):
             self._idle.set()
 
     # -- controls -------------------------------------------------------------------------------
-    def _send_from_controls(self) -> None:
-        """Send what the message box and the attach controls hold; clear them once it is sent."""
+    def _send_from_controls(self, text: str | None = None) -> None:
+        """Send `text` (default: the message box's) with the attach controls; clear them once sent.
+
+        A message that is not sent goes back into the box (Enter empties it in the browser).
+        """
+        text = self.input.value if text is None else text
         pending: list[Any] = [bytes(item["content"]) for item in self.upload.value]
         if self.attach_field.value.strip():
             pending.append(self.attach_field.value.strip())
-        turn = self.send(self.input.value, pending)
+        turn = self.send(text, pending)
         if turn is not None and turn.response is not None:
             self.input.value = ""
             self.attach_field.value = ""
             self.upload.value = ()
+        else:
+            self.input.value = text
 
     def _on_model_menu(self, change: dict[str, Any]) -> None:
         if self._syncing_menu or change["new"] in (None, self.model.model_id):
