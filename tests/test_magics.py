@@ -121,6 +121,13 @@ def test_cell_value_chains_into_later_prompts_and_displays_later(kernel):
     assert "> the first answer" in shown_again.outputs[0]["data"]["text/markdown"]
 
 
+def test_an_explicit_display_in_the_same_cell_shows_the_answer_again(kernel):
+    run = kernel.run("answer = %llm -m echo shown twice on purpose\ndisplay(answer)\nanswer")
+    shown = [o for o in run.outputs if "> shown twice on purpose" in o.get("data", {}).get("text/markdown", "")]
+    assert len(shown) == 2, "the stream, then display(answer); the cell's value is not shown again"
+    assert not [o for o in run.outputs if o["output_type"] == "execute_result"]
+
+
 def test_model_output_is_never_raw_html(kernel):
     set_answer(kernel, "<script>alert(1)</script> and `<b>code</b>`")
     run = kernel.run("%llm -m fixed hi")
