@@ -35,11 +35,6 @@ def _scan(text: str) -> tuple[list[tuple[str, bool]], str | None]:
     return tagged, fence
 
 
-def open_fence(text: str) -> str | None:
-    """The fence (a run of ``` or ~~~) left open at the end of `text`, if any."""
-    return _scan(text)[1]
-
-
 def safe_markdown(text: str, *, partial: bool = False) -> str:
     """Markdown for display: HTML escaped outside code; a partial answer's open fence closed."""
     tagged, fence = _scan(text)
