@@ -186,11 +186,10 @@ def _fetch(url: str) -> tuple[bytes, str | None]:
     """The URL's bytes and the Content-Type the server gave them."""
     import httpx
 
-    from .settings import settings
+    from .http import timeout
 
-    timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
     try:
-        response = httpx.get(url, follow_redirects=True, timeout=timeout)
+        response = httpx.get(url, follow_redirects=True, timeout=timeout())
     except httpx.HTTPError as exc:
         raise AttachmentError(f"Cannot fetch attachment {url}: {exc}") from None
     if response.status_code >= 400:

@@ -65,7 +65,8 @@ _sync_clients: dict[str, Any] = {}
 _async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _timeout():
+def timeout():
+    """The connect and read timeouts of `settings`, read at each use so changes apply at once."""
     import httpx
 
     return httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
@@ -82,7 +83,7 @@ def sync_client(origin: str):
             if client is None:
                 if not _sync_clients:
                     atexit.register(close_sync_clients)
-                client = httpx.Client(headers={"User-Agent": _USER_AGENT}, timeout=_timeout())
+                client = httpx.Client(headers={"User-Agent": _USER_AGENT}, timeout=timeout())
                 _sync_clients[origin] = client
     return client
 
@@ -115,7 +116,7 @@ async def async_client(origin: str):
     client = clients.get(origin)
     if client is None:
         client = clients[origin] = httpx.AsyncClient(headers={"User-Agent": _USER_AGENT},
-                                                     timeout=_timeout())
+                                                     timeout=timeout())
     return client
 
 
@@ -139,7 +140,7 @@ async def _close_with_loop(loop, clients: _LoopClients):
 
 def _build(client, request: Request):
     return client.build_request(request.method, request.url, json=request.body,
-                                headers=request.headers, timeout=_timeout())
+                                headers=request.headers, timeout=timeout())
 
 
 # -- sending, with retries before any output ------------------------------------------------------
