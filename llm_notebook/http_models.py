@@ -158,8 +158,8 @@ class AsyncHTTPModel(_HTTPWire, AsyncKeyModel):
             await asyncio.sleep(wait_after_error_event(failure, started, request))
 
 
-def record_usage(response, usage: dict[str, Any] | None, *, input: str, output: str,
-                 ignored: tuple[str, ...] = ()) -> None:
+def set_usage_from_counts(response, usage: dict[str, Any] | None, *, input: str, output: str,
+                          ignored: tuple[str, ...] = ()) -> None:
     """Set the response's usage from a provider's counts: the two named ones as input and
     output, the other non-zero ones as details."""
     if not usage:

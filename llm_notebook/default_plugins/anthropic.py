@@ -11,7 +11,7 @@ from llm_notebook import hookimpl
 from llm_notebook.http import Request, decode_event, server_message
 from llm_notebook.http_models import (AsyncHTTPModel, HTTPModel, StreamReader, chat_messages,
                                       system_prompt)
-from llm_notebook.http_models import record_usage as set_usage
+from llm_notebook.http_models import set_usage_from_counts
 from llm_notebook.models import Options
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
@@ -61,7 +61,7 @@ def content_blocks(text: str | None, attachments) -> str | list[dict[str, Any]]:
 
 def record_usage(response, usage: dict[str, Any] | None) -> None:
     """input/output tokens; cache creation and cache read tokens as details."""
-    set_usage(response, usage, input="input_tokens", output="output_tokens")
+    set_usage_from_counts(response, usage, input="input_tokens", output="output_tokens")
 
 
 class MessageStream(StreamReader):

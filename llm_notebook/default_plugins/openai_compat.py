@@ -16,7 +16,7 @@ from llm_notebook import hookimpl
 from llm_notebook.http import Request, decode_event, server_message
 from llm_notebook.http_models import (AsyncHTTPModel, HTTPModel, StreamReader, chat_messages,
                                       system_prompt)
-from llm_notebook.http_models import record_usage as set_usage
+from llm_notebook.http_models import set_usage_from_counts
 from llm_notebook.models import Options
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -83,8 +83,8 @@ def build_messages(prompt, conversation) -> list[dict[str, Any]]:
 
 def record_usage(response, usage: dict[str, Any] | None) -> None:
     """prompt/completion tokens as input/output; the other non-zero counts as details."""
-    set_usage(response, usage, input="prompt_tokens", output="completion_tokens",
-              ignored=("total_tokens",))
+    set_usage_from_counts(response, usage, input="prompt_tokens", output="completion_tokens",
+                          ignored=("total_tokens",))
 
 
 class ChatStream(StreamReader):
