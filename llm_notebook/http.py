@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ModelError
-from .responses import redact
+from .keys import redact
 from .settings import settings
 
 #: Answers worth another try: rate limits, server failures and Anthropic's "overloaded".

@@ -17,6 +17,11 @@ prompt_key: ContextVar[tuple[object, str | None] | None] = ContextVar(
     "llm_notebook_prompt_key", default=None)
 
 
+def redact(text: str, secret: str | None) -> str:
+    """`text` with `secret` replaced, so a key echoed by a server never reaches the user."""
+    return text.replace(secret, "***") if secret and len(secret) >= 4 else text
+
+
 def _keys_path():
     return user_dir() / KEYS_FILE
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import LLMNotebookError, ModelError
-from .keys import prompt_key
+from .keys import prompt_key, redact
 
 if TYPE_CHECKING:
     from .attachments import Attachment
@@ -56,11 +56,6 @@ class Prompt:
 def _as_text(chunk: Any) -> str:
     """What execute() yielded, as text: None (an empty delta) is nothing."""
     return "" if chunk is None else str(chunk)
-
-
-def redact(text: str, secret: str | None) -> str:
-    """`text` with `secret` replaced, so a key echoed by a server never reaches the user."""
-    return text.replace(secret, "***") if secret and len(secret) >= 4 else text
 
 
 class _BaseResponse:
