@@ -17,6 +17,16 @@ prompt_key: ContextVar[tuple[object, str | None] | None] = ContextVar(
     "llm_notebook_prompt_key", default=None)
 
 
+class Secret(str):
+    """An API key: the plain string everywhere it is used (headers, f-strings), masked in its repr,
+    which is what tracebacks, frame dumps and containers show."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
 def redact(text: str, secret: str | None) -> str:
     """`text` with `secret` replaced, so a key echoed by a server never reaches the user."""
     return text.replace(secret, "***") if secret and len(secret) >= 4 else text
