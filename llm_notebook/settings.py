@@ -27,6 +27,12 @@ class Settings:
     read_timeout: float = 300.0
     #: Times an HTTP model request is retried on 429 and 5xx answers, before any text has streamed.
     max_retries: int = 3
+    #: Seconds an HTTP model's whole answer may take, retries included; None = no limit.
+    answer_timeout: float | None = None
+    #: Largest attachment fetched from a URL, in bytes.
+    max_attachment_bytes: int = 50_000_000
+    #: Seconds fetching one attachment URL may take in all, redirects included.
+    attachment_timeout: float = 30.0
 
 
 settings = Settings()
