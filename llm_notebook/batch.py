@@ -330,7 +330,7 @@ def _result(batch: _Batch):
 def _sum_usage(responses: Iterable[Any]) -> Usage:
     inputs, outputs, details = [], [], {}
     for response in responses:
-        usage = response._usage
+        usage = response.recorded_usage()
         if usage.input is not None:
             inputs.append(usage.input)
         if usage.output is not None:

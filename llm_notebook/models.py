@@ -7,14 +7,14 @@ or their `KeyModel` variants whose execute() also receives the resolved `key`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .attachments import Attachment
-from .errors import AttachmentError, NeedsKeyException, OptionsError
-from .keys import prompt_key, resolve_key
+from .errors import AttachmentError, NeedsKeyException, OptionsError, UnknownModelError
+from . import observers  # noqa: F401  (every finished response is logged and counted)
+from .keys import Secret, prompt_key, resolve_key
 from .responses import AsyncResponse, Prompt, Response, Usage, new_id
 
 __all__ = [
@@ -41,6 +41,18 @@ def _options_error(model_id: str, options_class: type[Options], exc: ValidationE
     return OptionsError(f"Invalid options for model {model_id!r}: " + "; ".join(problems))
 
 
+class _KeyAttribute:
+    """`model.key`, kept as a `Secret` so that reprs and verbose tracebacks never show it."""
+
+    def __get__(self, model: Any, owner: type | None = None) -> Secret | None:
+        if model is None:
+            return None
+        return model.__dict__.get("_llm_notebook_key")
+
+    def __set__(self, model: Any, value: str | None) -> None:
+        model.__dict__["_llm_notebook_key"] = None if value is None else Secret(value)
+
+
 class _BaseModel:
     """What sync and async models share: identity, validation, keys and conversations."""
 
@@ -51,7 +63,7 @@ class _BaseModel:
     attachment_types: set[str] = set()
     needs_key: str | None = None
     key_env_var: str | None = None
-    key: str | None = None
+    key = _KeyAttribute()
     _takes_key: ClassVar[bool] = False
     _response_class: ClassVar[type] = Response
     _conversation_class: ClassVar[type]
@@ -97,7 +109,8 @@ class _BaseModel:
         if explicit_key is None and running is not None and running[0] is self:
             explicit_key = running[1]
         if not (self.needs_key or self.key_env_var):
-            return explicit_key or self.key
+            key = explicit_key or self.key
+            return None if key is None else Secret(key)
         key = resolve_key(explicit=explicit_key, model_key=self.key, name=self.needs_key,
                           env_var=self.key_env_var)
         if key is None and self.needs_key:
@@ -174,14 +187,31 @@ class AsyncKeyModel(AsyncModel):
         yield ""  # pragma: no cover - makes this an async generator
 
 
-@dataclass
 class _BaseConversation:
-    """Earlier turns of one exchange; finished responses are appended to `responses`."""
+    """Earlier turns of one exchange; finished (and interrupted) responses join `responses`.
 
-    model: _BaseModel
-    name: str | None = None
-    id: str = field(default_factory=new_id)
-    responses: list = field(default_factory=list)
+    A conversation holds a model id. When its model was the registered one, each prompt goes to
+    the model registered under that id now, so re-running the cell that registers a model takes
+    effect in conversations already under way; a model that was never registered stays as given.
+    """
+
+    def __init__(self, model: _BaseModel, name: str | None = None, id: str | None = None,
+                 responses: list | None = None) -> None:
+        self.model_id = model.model_id
+        self.name = name
+        self.id = id or new_id()
+        self.responses: list = list(responses or [])
+        self._given = model
+        self._follows_registry = _registered(model) is model
+
+    @property
+    def model(self) -> _BaseModel:
+        """The model the next prompt goes to."""
+        if self._follows_registry:
+            current = _registered(self._given)
+            if current is not None:
+                return current
+        return self._given
 
     def prompt(self, prompt: str | None = None, *, attachments: Iterable[Any] | None = None,
                system: str | None = None, stream: bool = True, key: str | None = None,
@@ -191,8 +221,19 @@ class _BaseConversation:
                                          options=options)
 
     def __repr__(self) -> str:
-        return (f"<{type(self).__name__} {self.id} model={self.model.model_id!r} "
+        return (f"<{type(self).__name__} {self.id} model={self.model_id!r} "
                 f"turns={len(self.responses)}>")
+
+
+def _registered(model: _BaseModel) -> _BaseModel | None:
+    """The model registered now under `model`'s id, of the same kind (sync or async), if any."""
+    from .plugins import registry
+
+    try:
+        entry = registry.entry(model.model_id)
+    except UnknownModelError:
+        return None
+    return entry.async_model if isinstance(model, AsyncModel) else entry.model
 
 
 class Conversation(_BaseConversation):

@@ -1,27 +1,72 @@
-"""Prompts and the responses that stream back from a model's execute()."""
+"""Prompts, and the responses that stream back from a model's execute().
+
+A response owns its transcript (the text and parts as they stream) and its status. Every view
+reads the transcript through `text_so_far()` and keeps no copy, so after any ending what a cell
+shows, what `--out` stores, the log row and `text()` are one string.
+
+The lifecycle is guarded by one lock per response:
+
+- starting claims the response, so `execute()` runs exactly once however many readers race;
+  the others wait for the end and read the finished transcript;
+- finishing is a transaction: status, end time, the frozen transcript, the conversation's turn
+  and waking every reader happen together, first; then the observers run (the log, session usage,
+  the answer cache, views), each guarded, so a failing side effect is a warning and never a
+  failed answer or a reader left waiting;
+- `interrupt()` finishes a running response from any thread at once; chunks a model yields after
+  that are discarded.
+
+The core imports none of its observers: they subscribe with `on_finish()`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import datetime as _dt
+import enum
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import LLMNotebookError, ModelError
 from .keys import prompt_key, redact
+from .transcript import Transcript, as_event
 
 if TYPE_CHECKING:
     from .attachments import Attachment
     from .models import _BaseConversation, _BaseModel
 
-PENDING, RUNNING, DONE, INTERRUPTED, FAILED = "pending", "running", "done", "interrupted", "error"
+__all__ = ["AsyncResponse", "ObserverWarning", "Prompt", "Response", "Status", "Usage",
+           "on_finish"]
 
+
+class Status(str, enum.Enum):
+    """Where a response is in its life; compares equal to its lower-case name."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    INTERRUPTED = "interrupted"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def finished(self) -> bool:
+        return self in _ENDINGS
+
+
+_ENDINGS = frozenset({Status.DONE, Status.INTERRUPTED, Status.ERROR})
 _NO_MORE = object()
+
+
+class ObserverWarning(UserWarning):
+    """Something that runs after a response finished (the log, a view) failed; the answer is intact."""
 
 
 def new_id() -> str:
@@ -53,13 +98,39 @@ class Prompt:
             self.options = self.model.Options()
 
 
-def _as_text(chunk: Any) -> str:
-    """What execute() yielded, as text: None (an empty delta) is nothing."""
-    return "" if chunk is None else str(chunk)
+Observer = Callable[["Response | AsyncResponse"], Any]
+_observers: list[Observer] = []
+
+
+def on_finish(observer: Observer) -> Callable[[], None]:
+    """Call `observer(response)` after every response finishes (done, interrupted or failed).
+
+    It runs in the thread that finished the response, after every reader was woken; an exception
+    in it is one `ObserverWarning`. Returns a function that unsubscribes.
+    """
+    _observers.append(observer)
+    return lambda: _observers.remove(observer) if observer in _observers else None
+
+
+def _guarded(what: str, step: Callable[[], Any]) -> None:
+    try:
+        step()
+    except Exception as exc:  # a side effect must never undo a finished answer
+        warnings.warn(f"llm_notebook: {what} failed ({type(exc).__name__}: {exc}); the answer "
+                      "itself is complete", ObserverWarning, stacklevel=3)
+
+
+@dataclass(frozen=True)
+class _Final:
+    """The transcript frozen at the end: what every reader of a finished response sees."""
+
+    text: str
+    chunks: tuple[str, ...]
+    parts: tuple[Any, ...]
 
 
 class _BaseResponse:
-    """State shared by sync and async responses: chunks, usage, timing, status and logging."""
+    """What sync and async responses share: the transcript, usage, timing, status, observers."""
 
     def __init__(self, prompt: Prompt, model: _BaseModel, stream: bool,
                  conversation: _BaseConversation | None = None, key: str | None = None) -> None:
@@ -72,32 +143,185 @@ class _BaseResponse:
         self.conversation = conversation
         self._key = key
         self.response_json: Any = None
-        self.status = PENDING
         self.error: str | None = None
         self.log_enabled = settings.log
-        self._chunks: list[str] = []
+        self._status = Status.PENDING
+        self._transcript = Transcript()
+        self._final: _Final | None = None
         self._usage = Usage()
         self._start: float | None = None
         self._first_chunk: float | None = None
         self._end: float | None = None
         self._start_utc: _dt.datetime | None = None
-        self._streamer: Any = None  # the thread (sync) or task (async) running execute()
-        self._finished = threading.Event()
-        self._finish_lock = threading.Lock()
-        self._wake_on_finish: list[Any] = []
+        self._streamer: Any = None
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._wake_on_finish: list[Callable[[], Any]] = []
+        self._done_callbacks: list[Observer] = []
+
+    # -- state -------------------------------------------------------------------------------
+    @property
+    def status(self) -> Status:
+        return self._status
+
+    @property
+    def finished(self) -> bool:
+        return self._status in _ENDINGS
+
+    @property
+    def streamer(self) -> Any:
+        """The thread (sync) or task (async) running execute(); None before it starts."""
+        return self._streamer
 
     @property
     def attachments(self) -> list[Attachment]:
         return self.prompt.attachments
 
-    @property
-    def finished(self) -> bool:
-        return self.status in (DONE, INTERRUPTED, FAILED)
+    def text_so_far(self) -> str:
+        """The answer's text as it stands: while streaming, what has arrived; once finished, all.
+
+        Never waits and never starts the model, so any view may call it at any time.
+        """
+        final = self._final
+        if final is not None:
+            return final.text
+        return redact(self._transcript.text(), self._key)
+
+    def parts_so_far(self) -> list[Any]:
+        """The answer's parts (text, reasoning, tool calls) as they stand; see `text_so_far`."""
+        final = self._final
+        return list(final.parts) if final is not None else self._transcript.parts()
+
+    def recorded_usage(self) -> Usage:
+        """The usage the model has reported so far, without waiting for the end."""
+        return self._usage
 
     def set_usage(self, *, input: int | None = None, output: int | None = None,
                   details: dict[str, Any] | None = None) -> None:
         """Record token usage; plugins call it at the end of execute()."""
         self._usage = Usage(input=input, output=output, details=details or None)
+
+    def on_done(self, callback: Observer) -> None:
+        """Call `callback(response)` once finished (at once if it already has), guarded like the
+        process-wide observers."""
+        with self._lock:
+            if not self._done.is_set():
+                self._done_callbacks.append(callback)
+                return
+        _guarded(f"a callback of response {self.id}", lambda: callback(self))
+
+    def interrupt(self, reason: str = "stopped before the end") -> bool:
+        """End the answer now, keeping its text, from any thread; False if it had already ended.
+
+        A model blocked inside a chunk cannot be stopped sooner, but what it yields afterwards is
+        discarded and its generator is closed at its next chunk.
+        """
+        return self._finish(Status.INTERRUPTED, reason)
+
+    # -- the lifecycle ---------------------------------------------------------------------------
+    def _claim(self, streamer: Any) -> bool:
+        """Become the one reader that runs execute(); False if another already has (or it ended)."""
+        with self._lock:
+            if self._status is not Status.PENDING:
+                return False
+            self._status = Status.RUNNING
+            self._streamer = streamer
+            self._start = time.monotonic()
+            self._start_utc = _dt.datetime.now(_dt.timezone.utc)
+            return True
+
+    def _keep(self, chunk: Any) -> str | None:
+        """Record one value execute() yielded; returns the visible text it adds ("" for none),
+        or None when the response has already ended and the model should stop.
+
+        Chunks are kept as the model sent them; a key a server echoes is redacted where text is
+        read (`text_so_far`, the finished transcript), so no per-chunk cost is paid for it.
+        """
+        if self._status is not Status.RUNNING:
+            return None
+        if type(chunk) is str:
+            if not chunk:
+                return ""
+            if self._first_chunk is None:
+                self._first_chunk = time.monotonic()
+            self._transcript.add_text(chunk)
+            return chunk
+        if chunk is None:  # an empty delta
+            return ""
+        event = as_event(chunk)
+        if event is None:
+            return self._keep(str(chunk))
+        if self._first_chunk is None:
+            self._first_chunk = time.monotonic()
+        return self._transcript.add_event(event)
+
+    def _finish(self, status: Status, error: str | None = None) -> bool:
+        """The ending transaction, then the observers; False if the response had already ended."""
+        with self._lock:
+            if self._status in _ENDINGS:
+                return False
+            self._end = time.monotonic()
+            self._status = status
+            self.error = error
+            transcript = self._transcript
+            raw = transcript.text()
+            text = redact(raw, self._key)
+            chunks = tuple(transcript.chunks) if text == raw else ((text,) if text else ())
+            self._final = _Final(text, chunks, tuple(transcript.parts()))
+            if self.conversation is not None and self._belongs_in_conversation():
+                self.conversation.responses.append(self)
+            self._done.set()
+            wake, self._wake_on_finish = self._wake_on_finish, []
+            callbacks, self._done_callbacks = self._done_callbacks, []
+        for step in wake:
+            _guarded(f"waking a reader of response {self.id}", step)
+        for observer in list(_observers):
+            _guarded(f"{getattr(observer, '__qualname__', observer)} for response {self.id}",
+                     lambda observer=observer: observer(self))
+        for callback in callbacks:
+            _guarded(f"a callback of response {self.id}", lambda callback=callback: callback(self))
+        return True
+
+    def _belongs_in_conversation(self) -> bool:
+        """Finished turns, and interrupted ones that said something (marked by their status),
+        are what the next prompt of the conversation carries; failed turns are not."""
+        if self._status is Status.DONE:
+            return True
+        return self._status is Status.INTERRUPTED and bool(self._final.text or self._final.parts)
+
+    @contextlib.contextmanager
+    def _recording_the_end(self):
+        """Around the model's loop (sync or async): however it ends, the response finishes."""
+        try:
+            yield
+        except GeneratorExit:  # the reader stopped early
+            self._finish(Status.INTERRUPTED, "stopped before the end")
+            raise
+        except BaseException as exc:
+            if self.finished:
+                if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
+                    raise
+                return  # ended elsewhere (interrupted): what the abandoned model does is moot
+            error = self._fail(exc)
+            if error is exc:
+                raise
+            raise error from None
+        else:
+            self._finish(Status.DONE)
+
+    def _fail(self, exc: BaseException) -> BaseException:
+        """Finish as failed or interrupted; returns the exception the caller should see."""
+        if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
+            self._finish(Status.INTERRUPTED, f"interrupted ({type(exc).__name__})")
+            return exc
+        message = redact(str(exc), self._key)
+        if isinstance(exc, LLMNotebookError):
+            self._finish(Status.ERROR, message)
+            return type(exc)(message) if message != str(exc) else exc
+        # anything else, SystemExit included: a model must never take the kernel or the loop down
+        wrapped = ModelError(f"Model {self.model.model_id!r} failed: {type(exc).__name__}: {message}")
+        self._finish(Status.ERROR, str(wrapped))
+        return wrapped
 
     def _execute_kwargs(self) -> dict[str, Any]:
         kwargs = {"prompt": self.prompt, "stream": self.stream, "response": self,
@@ -114,76 +338,16 @@ class _BaseResponse:
         finally:
             prompt_key.reset(token)
 
-    def _begin(self, streamer: Any) -> None:
-        self._streamer = streamer
-        self.status = RUNNING
-        self._start = time.monotonic()
-        self._start_utc = _dt.datetime.now(_dt.timezone.utc)
-
-    def _keep(self, chunk: Any) -> str:
-        """Record one value execute() yielded; returns its text ("" for an empty delta)."""
-        text = chunk if type(chunk) is str else _as_text(chunk)
-        if text:
-            if not self._chunks:
-                self._first_chunk = time.monotonic()
-            self._chunks.append(text)
-        return text
-
-    @contextlib.contextmanager
-    def _recording_the_end(self):
-        """Around the model's loop (sync or async): however it ends, the response finishes."""
-        try:
-            yield
-        except GeneratorExit:  # the reader stopped early
-            self._finish(INTERRUPTED, "stopped before the end")
-            raise
-        except BaseException as exc:
-            error = self._fail(exc)
-            if error is exc:
-                raise
-            raise error from exc
-        self._finish(DONE)
-
-    def _fail(self, exc: BaseException) -> BaseException:
-        """Finish as failed or interrupted; returns the exception the caller should see."""
-        if not isinstance(exc, Exception):
-            self._finish(INTERRUPTED, f"interrupted ({type(exc).__name__})")
-            return exc
-        message = redact(str(exc), self._key)
-        if isinstance(exc, LLMNotebookError):
-            self._finish(FAILED, message)
-            if message != str(exc):
-                return type(exc)(message)
-            return exc
-        wrapped = ModelError(f"Model {self.model.model_id!r} failed: {type(exc).__name__}: {message}")
-        self._finish(FAILED, str(wrapped))
-        return wrapped
-
-    def _finish(self, status: str, error: str | None = None) -> None:
-        self._end = time.monotonic()
-        self.status = status
-        self.error = error
-        if status == DONE and self.conversation is not None:
-            self.conversation.responses.append(self)
-        if self.log_enabled:
-            from . import log
-
-            log.record(self)
-        with self._finish_lock:
-            self._finished.set()
-            wake, self._wake_on_finish = self._wake_on_finish, []
-        for callback in wake:
-            callback()
-
     def _refuse_waiting_on_itself(self, streamer: Any) -> None:
         """Reading a response from inside the loop that streams it would wait forever."""
-        if self.status == RUNNING and self._streamer is streamer:
+        if self._status is Status.RUNNING and self._streamer is streamer:
             raise RuntimeError(f"Response {self.id} is still streaming here: read it after the "
                                "loop that streams it has ended")
 
-    def _text_so_far(self) -> str:
-        return "".join(self._chunks)
+    def _finished_chunks(self) -> tuple[str, ...]:
+        return self._final.chunks if self._final is not None else ()
 
+    # -- reading the record ------------------------------------------------------------------------
     def _duration(self) -> int:
         if self._start is None:
             return 0
@@ -200,14 +364,14 @@ class _BaseResponse:
         return self._start_utc.isoformat() if self._start_utc else ""
 
     def to_dict(self) -> dict[str, Any]:
-        """Provenance of a finished response (no key, no attachment bytes)."""
+        """Provenance (no key, no attachment bytes); complete once the response has finished."""
         usage = self._usage
         return {
-            "id": self.id, "model": self.model.model_id, "status": self.status, "error": self.error,
-            "prompt": self.prompt.prompt, "system": self.prompt.system,
+            "id": self.id, "model": self.model.model_id, "status": self._status.value,
+            "error": self.error, "prompt": self.prompt.prompt, "system": self.prompt.system,
             "options": self.prompt.options.model_dump(exclude_unset=True),
             "attachments": [a.metadata() for a in self.attachments],
-            "text": self._text_so_far(),
+            "text": self.text_so_far(),
             "usage": {"input": usage.input, "output": usage.output, "details": usage.details},
             "duration_ms": self._duration(), "first_chunk_ms": self.first_chunk_ms(),
             "datetime_utc": self._datetime(),
@@ -215,21 +379,22 @@ class _BaseResponse:
         }
 
     def __repr__(self) -> str:
-        text = self._text_so_far()
+        text = self.text_so_far()
         shown = text if len(text) <= 60 else text[:57] + "..."
-        return f"<{type(self).__name__} model={self.model.model_id!r} status={self.status!r} text={shown!r}>"
+        return (f"<{type(self).__name__} model={self.model.model_id!r} "
+                f"status={self._status.value!r} text={shown!r}>")
 
 
 class Response(_BaseResponse):
     """A sync response: runs the model when first iterated, then replays what it kept."""
 
     def __iter__(self) -> Iterator[str]:
-        if self.status != PENDING:  # streamed, or streaming elsewhere: wait for it, then replay
+        if not self._claim(threading.current_thread()):
+            # streamed, or streaming elsewhere: wait for the end, then the finished text
             self._refuse_waiting_on_itself(threading.current_thread())
-            self._finished.wait()
-            yield from list(self._chunks)
+            self._done.wait()
+            yield from self._finished_chunks()
             return
-        self._begin(threading.current_thread())
         chunks = None
         with self._recording_the_end():
             try:
@@ -237,6 +402,8 @@ class Response(_BaseResponse):
                 chunks = iter([chunks] if isinstance(chunks, str) else chunks)
                 while (chunk := self._as_running_model(next, chunks, _NO_MORE)) is not _NO_MORE:
                     text = self._keep(chunk)
+                    if text is None:  # ended elsewhere: stop the model, keep nothing more
+                        break
                     if text:
                         yield text
             finally:
@@ -250,7 +417,7 @@ class Response(_BaseResponse):
 
     def text(self) -> str:
         self._force()
-        return self._text_so_far()
+        return self.text_so_far()
 
     def text_or_raise(self) -> str:
         return self.text()
@@ -285,10 +452,10 @@ class AsyncResponse(_BaseResponse):
     """An async response: `await` it or `async for` over it; it runs the model once."""
 
     def __aiter__(self) -> AsyncIterator[str]:
-        if self.status == PENDING:
+        if self._claim(_current_task()):
             return self._run()
         if self.finished:
-            return _replay(list(self._chunks))
+            return _replay(self._finished_chunks())
         self._refuse_waiting_on_itself(_current_task())
         return self._replay_when_finished()
 
@@ -301,17 +468,16 @@ class AsyncResponse(_BaseResponse):
             with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
                 loop.call_soon_threadsafe(lambda: finished.done() or finished.set_result(None))
 
-        with self._finish_lock:
-            waiting = not self._finished.is_set()
+        with self._lock:
+            waiting = not self._done.is_set()
             if waiting:
                 self._wake_on_finish.append(wake)
         if waiting:
             await finished
-        for chunk in list(self._chunks):
+        for chunk in self._finished_chunks():
             yield chunk
 
     async def _run(self) -> AsyncIterator[str]:
-        self._begin(_current_task())
         chunks = None
         with self._recording_the_end():
             try:
@@ -325,6 +491,8 @@ class AsyncResponse(_BaseResponse):
                     if chunk is _NO_MORE:
                         break
                     text = self._keep(chunk)
+                    if text is None:
+                        break
                     if text:
                         yield text
             finally:
@@ -342,13 +510,13 @@ class AsyncResponse(_BaseResponse):
 
     async def text(self) -> str:
         await self._force()
-        return self._text_so_far()
+        return self.text_so_far()
 
     def text_or_raise(self) -> str:
         """The text if the response has finished, else ValueError (it would need an await)."""
         if not self.finished:
             raise ValueError(f"Response {self.id} has not finished: await it before reading its text")
-        return self._text_so_far()
+        return self.text_so_far()
 
     async def usage(self) -> Usage:
         await self._force()
@@ -367,12 +535,12 @@ class AsyncResponse(_BaseResponse):
         return self.response_json
 
     def __str__(self) -> str:
-        return self._text_so_far()
+        return self.text_so_far()
 
     def _repr_markdown_(self) -> str:
         from .markdown import safe_markdown
 
-        return safe_markdown(self._text_so_far(), partial=not self.finished)
+        return safe_markdown(self.text_so_far(), partial=not self.finished)
 
 
 def _current_task() -> asyncio.Task | None:
@@ -382,6 +550,6 @@ def _current_task() -> asyncio.Task | None:
         return None
 
 
-async def _replay(chunks: list[str]) -> AsyncIterator[str]:
+async def _replay(chunks: tuple[str, ...]) -> AsyncIterator[str]:
     for chunk in chunks:
         yield chunk

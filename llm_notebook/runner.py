@@ -13,11 +13,13 @@ the result, so nothing patches asyncio and the kernel's own loop is never re-ent
   (a sync model runs in a worker thread, so none waits for another).
 - `consume(response, on_chunk)`: run any response to its end on the running loop.
 - `relay(produce)`: what a coroutine on the runner emits, yielded in the calling thread.
-- `wait_all()`: wait for every background `Handle` still running.
+- `wait(handles)`: wait for some handles; an interrupt while waiting cancels them.
+- `running()`, `wait_all()`: the background handles not finished yet, and waiting for them all.
 
 A KeyboardInterrupt (a kernel interrupt) in a thread waiting on the runner cancels the work it
-waits for: the model's stream is closed, its response keeps the partial text and its status
-becomes "interrupted", then the KeyboardInterrupt goes on up.
+waits for: the response ends "interrupted" at once, keeping its partial text (a sync model blocked
+inside a chunk is abandoned: what it yields afterwards is discarded), then the KeyboardInterrupt
+goes on up. No exception from a model, however unusual (SystemExit included), stops the loop.
 """
 
 from __future__ import annotations
@@ -34,13 +36,12 @@ from typing import Any, TypeVar
 from .responses import AsyncResponse, Response
 
 __all__ = ["Handle", "consume", "get_loop", "iterate", "iterate_many", "relay", "run", "running",
-           "start", "stream", "submit", "wait_all"]
+           "start", "stream", "submit", "wait", "wait_all"]
 
 T = TypeVar("T")
 
-#: Seconds a cancelled piece of work gets to wind down (close its stream, record its status)
-#: before the interrupted caller stops waiting for it. A sync model blocked inside one chunk
-#: cannot be stopped sooner; it stops at its next chunk.
+#: Seconds a cancelled piece of work gets to wind down (close its stream) before the
+#: interrupted caller stops waiting for it; its response has already ended by then.
 CANCEL_GRACE = 2.0
 
 _END = object()
@@ -79,12 +80,27 @@ def _on_runner_thread() -> bool:
     return _thread is not None and threading.current_thread() is _thread
 
 
+class BackgroundWorkError(RuntimeError):
+    """Work on the runner raised an exception that would have stopped its loop (SystemExit, ...)."""
+
+
+async def _contained(coro: Coroutine[Any, Any, T]) -> T:
+    """`coro`, with any BaseException but cancellation turned into an ordinary error: asyncio lets
+    KeyboardInterrupt and SystemExit escape a task and stop the loop, and every handle with it."""
+    try:
+        return await coro
+    except (Exception, asyncio.CancelledError):
+        raise
+    except BaseException as exc:
+        raise BackgroundWorkError(f"{type(exc).__name__} raised in background work: {exc}") from None
+
+
 class Handle:
     """Work running on the runner loop: `.done()`, `.cancel()`, `.result()`, or `await handle`.
 
     `await handle` works from any other event loop (such as the kernel's, with top-level await).
     `response` is the response being streamed, for handles made by `start()`. Background
-    handles (from `submit()` and `start()`) are the ones `wait_all()` waits for.
+    handles (from `submit()` and `start()`) are the ones `running()` lists.
     """
 
     def __init__(self, coro: Coroutine[Any, Any, T], *, response: Any = None,
@@ -105,7 +121,7 @@ class Handle:
             coro.close()
             self._settle(None)
             return
-        self._task = self._loop.create_task(coro)
+        self._task = self._loop.create_task(_contained(coro))
         self._task.add_done_callback(self._settle)
 
     def _settle(self, task: asyncio.Task | None) -> None:
@@ -188,7 +204,11 @@ def submit(coro: Coroutine[Any, Any, T]) -> Handle:
 
 
 def run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-    """Run `coro` on the runner loop and wait for its result; an interrupt cancels it."""
+    """Run `coro` on the runner loop and wait for its result; an interrupt cancels it.
+
+    After `timeout` seconds the work is cancelled and TimeoutError says so; a TimeoutError the
+    work itself raised comes through as it is.
+    """
     if _on_runner_thread():
         coro.close()
         raise RuntimeError("runner.run() was called on the runner's own loop: await the "
@@ -196,7 +216,9 @@ def run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
     handle = Handle(coro, background=False)
     try:
         return handle.result(timeout)
-    except concurrent.futures.TimeoutError:
+    except TimeoutError:
+        if handle.done():  # the work's own error, not our deadline
+            raise
         handle.stop()
         raise TimeoutError(f"gave up after {timeout} seconds; the work was cancelled") from None
 
@@ -211,8 +233,8 @@ def stream(response: Response | AsyncResponse) -> AsyncIterator[str]:
 async def _chunks_from_thread(response: Response) -> AsyncIterator[str]:
     """A sync response iterated in its own thread; its chunks are handed over to this loop.
 
-    Cancelling asks the thread to stop at its next chunk (closing the model's generator, which
-    marks the response interrupted) and waits for that, at most CANCEL_GRACE seconds.
+    Leaving early (a cancel, an interrupt) ends the response at once as interrupted when this
+    thread is the one running its model; the thread then stops at the model's next chunk.
     """
     loop = asyncio.get_running_loop()
     items: asyncio.Queue = asyncio.Queue()
@@ -231,15 +253,17 @@ async def _chunks_from_thread(response: Response) -> AsyncIterator[str]:
                 if stop.is_set():
                     break
                 hand_over(chunk)
-        except BaseException as exc:
-            hand_over(_END, exc)
+        except BaseException as exc:  # an Exception here: the response turns the rest into one
+            hand_over(_END, exc if isinstance(exc, Exception) else BackgroundWorkError(
+                f"{type(exc).__name__} raised while streaming: {exc}"))
             return
         finally:
             chunks.close()
         hand_over(_END)
 
-    threading.Thread(target=work, name=f"llm_notebook-{response.model.model_id}",
-                     daemon=True).start()
+    worker = threading.Thread(target=work, name=f"llm_notebook-{response.model.model_id}",
+                              daemon=True)
+    worker.start()
     ended = False
     try:
         while True:
@@ -253,13 +277,8 @@ async def _chunks_from_thread(response: Response) -> AsyncIterator[str]:
     finally:
         if not ended:
             stop.set()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(_until_end(items), CANCEL_GRACE)
-
-
-async def _until_end(items: asyncio.Queue) -> None:
-    while (await items.get())[0] is not _END:
-        pass
+            if response.streamer in (worker, None):  # ours, or not started: stop it now
+                response.interrupt()
 
 
 async def consume(response: Response | AsyncResponse,
@@ -347,6 +366,20 @@ async def _complete(response: Response | AsyncResponse,
     return response
 
 
+def wait(handles: Sequence[Handle], timeout: float | None = None) -> bool:
+    """Wait for `handles` to finish; False if `timeout` passed first. An interrupt while waiting
+    cancels them (their responses keep their partial text) and goes on up."""
+    futures = [handle._future for handle in handles]
+    try:
+        _, pending = concurrent.futures.wait(futures, timeout=timeout)
+    except KeyboardInterrupt:
+        for handle in handles:
+            handle.cancel()
+        concurrent.futures.wait(futures, timeout=CANCEL_GRACE)
+        raise
+    return not pending
+
+
 def running() -> list[Handle]:
     """Background handles that have not finished yet."""
     with _lock:
@@ -354,13 +387,7 @@ def running() -> list[Handle]:
 
 
 def wait_all(timeout: float | None = None) -> list[Handle]:
-    """Wait for every running background handle; an interrupt while waiting cancels them."""
+    """Wait for every running background handle (see `wait`); returns them."""
     handles = running()
-    try:
-        concurrent.futures.wait([h._future for h in handles], timeout=timeout)
-    except KeyboardInterrupt:
-        for handle in handles:
-            handle.cancel()
-        concurrent.futures.wait([h._future for h in handles], timeout=CANCEL_GRACE)
-        raise
+    wait(handles, timeout)
     return handles

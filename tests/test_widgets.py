@@ -241,8 +241,7 @@ def test_usage_view_follows_the_session_until_closed():
     assert re.search(r"^\| echo \| 1 \| 2 \| \d+ \|", table(), re.M)
     assert re.search(r"^\| total \| 1 \|", table(), re.M)
     response = llm_notebook.get_model("markov").prompt("three four")
-    response.text()
-    session_usage.record(response.to_dict())  # as the magics record theirs
+    response.text()  # every finished response counts, not only the magics' and the chat's
     assert "| markov | 1 |" in table() and "| total | 2 |" in table()
     view.close()
     chat.send("after closing")

@@ -49,11 +49,12 @@ class CellDisplay:
         self._handle.update(data, raw=True, metadata=metadata)
 
 
-class CellView(render.ThrottledView):
+class CellView(render.ResponseView):
     """Throttled partial renders of one answer into a `CellDisplay`."""
 
-    def __init__(self, throttle: render.Throttle, display: CellDisplay, *, plain: bool = False) -> None:
-        super().__init__(throttle, plain=plain)
+    def __init__(self, response: Any, throttle: render.Throttle, display: CellDisplay, *,
+                 plain: bool = False) -> None:
+        super().__init__(response, throttle, plain=plain)
         self.display = display
 
     def _send(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
@@ -79,19 +80,20 @@ class BackgroundAnswer(render.ShownOnce):
         self._status = status
         self._format = format
         self._finish = finish
-        self._parts: list[str] = []
         self.collected = False  # its result was asked for: `%llm wait` need not report it
-        self._handle = runner.submit(self._stream())
+        self.handle = runner.submit(self._stream())
 
     async def _stream(self) -> render.Answer:
         error = None
         try:
-            await runner.consume(self.response, self._add)
+            await runner.consume(self.response, self._view.add)
         except asyncio.CancelledError:
             pass  # the response kept its partial text and is marked interrupted
         except LLMNotebookError as exc:
             error = exc
-        answer = render.conclude(self.response, str(self), self._view, format=self._format)
+        if not self.response.finished:
+            self.response.interrupt()
+        answer = render.conclude(self.response, self._view, format=self._format)
         notes = ([f"{type(error).__name__}: {error}"] if error is not None else
                  ["Cancelled: the partial answer above is kept"] if answer.status == "interrupted"
                  else [])
@@ -103,20 +105,16 @@ class BackgroundAnswer(render.ShownOnce):
             self._view.display.update(_stacked(data, _notes_data(notes)), metadata)
         return answer
 
-    def _add(self, chunk: str) -> None:
-        self._parts.append(chunk)
-        self._view.add(chunk)
-
     def done(self) -> bool:
-        return self._handle.done()
+        return self.handle.done()
 
     def cancel(self) -> bool:
         """Stop the answer where it is; False if it had already finished. The partial text stays."""
-        return self._handle.cancel()
+        return self.handle.cancel()
 
     def result(self, timeout: float | None = None) -> render.Answer:
         """Wait for the answer; an interrupt while waiting cancels it (keeping the partial text)."""
-        answer = self._handle.result(timeout)
+        answer = self.handle.result(timeout)
         self.refresh()
         return answer
 
@@ -124,7 +122,7 @@ class BackgroundAnswer(render.ShownOnce):
         return self._wait().__await__()
 
     async def _wait(self) -> render.Answer:
-        answer = await self._handle
+        answer = await self.handle
         self.refresh()
         return answer
 
@@ -137,7 +135,7 @@ class BackgroundAnswer(render.ShownOnce):
                 self._status.refresh()
 
     def __str__(self) -> str:
-        return "".join(self._parts)
+        return self.response.text_so_far()
 
     def __repr__(self) -> str:
         state = self.response.status if self.done() else "running"
@@ -145,8 +143,8 @@ class BackgroundAnswer(render.ShownOnce):
                 f"{len(str(self))} characters>")
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        if self.done() and not self._handle.cancelled():
-            return self._handle.result()._repr_mimebundle_()
+        if self.done() and not self.handle.cancelled():
+            return self.handle.result()._repr_mimebundle_()
         return {"text/plain": repr(self)}, {}
 
 

@@ -43,24 +43,24 @@ class Columns(render.ThrottledView):
     another at the end.
     """
 
-    def __init__(self, titles: Sequence[str], throttle: render.Throttle, *, in_kernel: bool = True,
-                 plain: bool = False) -> None:
+    def __init__(self, responses: Sequence[Any], throttle: render.Throttle, *,
+                 in_kernel: bool = True, plain: bool = False) -> None:
         super().__init__(throttle, plain=plain)
-        self.titles = list(titles)
-        self._texts = ["" for _ in titles]
+        self.responses = list(responses)
+        self.titles = [response.model.model_id for response in self.responses]
         self._display = render.LiveDisplay() if in_kernel else None
 
     def add(self, index: int, chunk: str) -> None:  # type: ignore[override]
         if self._display is None:
             return
         with self._lock:
-            self._texts[index] += chunk
             self._grew(len(chunk))
 
     def _partial(self) -> dict[str, str]:
+        texts = [response.text_so_far() for response in self.responses]
         if self.plain:
-            return {"text/plain": _plain(self.titles, self._texts)}
-        bodies = [safe_markdown(text, partial=True) for text in self._texts]
+            return {"text/plain": _plain(self.titles, texts)}
+        bodies = [safe_markdown(text, partial=True) for text in texts]
         return {"text/markdown": columns_markdown(self.titles, bodies)}
 
     def finish(self, answers: Sequence[render.Answer]) -> None:  # type: ignore[override]
@@ -138,20 +138,20 @@ def side_by_side(responses: Sequence[Any], view: Columns, *,
 
     An interrupt stops them all; the partial answers are shown and the interrupt is returned.
     """
-    texts: list[list[str]] = [[] for _ in responses]
     stopped = None
     start = time.monotonic()
     chunks = runner.iterate_many(responses)
     try:
         for index, chunk in chunks:
-            texts[index].append(chunk)
             view.add(index, chunk)
     except KeyboardInterrupt as exc:
         stopped = exc
     finally:
         chunks.close()  # an interrupt inside display leaves it suspended: cancel the rest
     wall = time.monotonic() - start
-    answers = [render.Answer("".join(parts), response, format=format)
-               for parts, response in zip(texts, responses)]
+    for response in responses:
+        if not response.finished:
+            response.interrupt()
+    answers = [render.Answer(response, format=format) for response in responses]
     view.finish(answers)
     return Comparison(answers, wall), stopped

@@ -270,14 +270,12 @@ class LLMMagics(Magics):
 
     def _show(self, response, args: argparse.Namespace) -> render.Answer:
         throttle = render.Throttle(self.display_interval, self.display_budget)
-        view = render.new_view(self.shell, throttle, plain=args.format == "text")
+        view = render.new_view(self.shell, response, throttle, plain=args.format == "text")
         answer, stopped = render.stream(response, self._chunks(response), view, format=args.format)
-        summary = response.to_dict()
-        session_usage.record(summary)
         if args.out is not None:
             self.shell.user_ns[args.out] = answer.text
         if self.show_usage and not args.no_usage:
-            render.show_table(ANSWER_HEADERS, [answer_row(summary)])
+            render.show_table(ANSWER_HEADERS, [answer_row(response.to_dict())])
         if isinstance(stopped, KeyboardInterrupt):
             raise LLMError("streaming stopped; the partial answer above is kept", "KeyboardInterrupt")
         if stopped is not None:
@@ -310,14 +308,13 @@ class LLMMagics(Magics):
                                                 else waiting_data)
         status = background.CellDisplay(self.shell, waiting_data) if show_usage else None
         throttle = render.Throttle(self.display_interval, self.display_budget)
-        view = background.CellView(throttle, answer_display, plain=args.format == "text")
+        view = background.CellView(response, throttle, answer_display, plain=args.format == "text")
 
         def finish(answer: render.Answer) -> dict[str, str] | None:
-            summary = response.to_dict()
-            session_usage.record(summary)
             if args.out is not None:
                 self.shell.user_ns[args.out] = answer.text
-            return render.table_data(ANSWER_HEADERS, [answer_row(summary)]) if show_usage else None
+            return (render.table_data(ANSWER_HEADERS, [answer_row(response.to_dict())])
+                    if show_usage else None)
 
         job = background.BackgroundAnswer(response, view, status, format=args.format, finish=finish)
         self.background.append(job)
@@ -339,11 +336,9 @@ class LLMMagics(Magics):
         models = [self._model(name, None, args.prefer_async) for name in names]
         responses = [self._prompt(model, args, text, attachments) for model in models]
         throttle = render.Throttle(self.display_interval, self.display_budget)
-        view = compare.Columns([model.model_id for model in models], throttle,
-                               in_kernel=render.in_kernel(self.shell), plain=args.format == "text")
+        view = compare.Columns(responses, throttle, in_kernel=render.in_kernel(self.shell),
+                               plain=args.format == "text")
         comparison, stopped = compare.side_by_side(responses, view, format=args.format)
-        for answer in comparison.answers:
-            session_usage.record(answer.response.to_dict())
         if args.out is not None:
             self.shell.user_ns[args.out] = [answer.text for answer in comparison.answers]
         if self.show_usage and not args.no_usage:
@@ -460,7 +455,7 @@ class LLMMagics(Magics):
         self.background = []
         start = time.monotonic()
         try:
-            runner.wait_all()
+            runner.wait([job.handle for job in jobs])
         except KeyboardInterrupt:
             raise LLMError("stopped waiting: the background answers were cancelled; their partial "
                            "answers are kept", "KeyboardInterrupt") from None

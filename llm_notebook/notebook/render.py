@@ -94,15 +94,18 @@ class Answer(ShownOnce):
     """A finished (or interrupted) answer: displays as the answer, `str()` is its text.
 
     It is the cell's value, so `Out[n]` and `{Out[n]}` reach it; in the cell that streamed it,
-    its first display is skipped because the stream already shows it.
+    its first display is skipped because the stream already shows it. Its text is the
+    response's: the answer keeps no copy.
     """
 
-    def __init__(self, text: str, response: Any, *, format: str = "markdown",
-                 parsed: Any = None) -> None:
-        self.text = text
+    def __init__(self, response: Any, *, format: str = "markdown") -> None:
         self.response = response
         self.format = format
-        self.parsed = parsed
+        self.parsed = _parsed_json(self.text) if format == "json" else None
+
+    @property
+    def text(self) -> str:
+        return self.response.text_so_far()
 
     @property
     def status(self) -> str:
@@ -140,25 +143,26 @@ class Answer(ShownOnce):
 
 
 class ThrottledView:
-    """Streams one answer as throttled partial renders, then the exact answer; `_send` says where.
+    """Streams answers as throttled partial renders, then the exact answer; `_send` says where.
 
-    A chunk that arrives too soon after the last render is not lost when the model then pauses:
-    a timer renders it once the interval has passed, so the display is never left a chunk
-    behind. `_send` may therefore run on the timer's thread; one lock keeps the renders in order.
+    The text comes from the responses themselves (`text_so_far()`); the view only counts how
+    much has arrived, to decide when to render. A chunk that arrives too soon after the last
+    render is not lost when the model then pauses: a timer renders it once the interval has
+    passed, so the display is never left a chunk behind. `_send` may therefore run on the
+    timer's thread; one lock keeps the renders in order.
     """
 
     def __init__(self, throttle: Throttle, *, plain: bool = False) -> None:
         self.throttle = throttle
         self.plain = plain
-        self._chunks: list[str] = []
         self._length = 0
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._finished = False
 
     def add(self, chunk: str) -> None:
+        """`chunk` arrived in the response this view shows."""
         with self._lock:
-            self._chunks.append(chunk)
             self._grew(len(chunk))
 
     def finish(self, answer: Answer) -> None:
@@ -166,10 +170,7 @@ class ThrottledView:
 
     def _partial(self) -> dict[str, str]:
         """The partial render of the text so far."""
-        text = "".join(self._chunks)
-        if self.plain:
-            return {"text/plain": text}
-        return {"text/markdown": safe_markdown(text, partial=True)}
+        raise NotImplementedError
 
     def _grew(self, size: int) -> None:
         """`size` more characters arrived (the caller holds the lock)."""
@@ -225,11 +226,30 @@ class LiveDisplay:
             self._shown = True
 
 
-class KernelView(ThrottledView):
+def partial_data(response: Any, *, plain: bool = False) -> dict[str, str]:
+    """The render of a response while it streams."""
+    text = response.text_so_far()
+    if plain:
+        return {"text/plain": text}
+    return {"text/markdown": safe_markdown(text, partial=True)}
+
+
+class ResponseView(ThrottledView):
+    """A throttled view of one response; `_send` says where its renders go."""
+
+    def __init__(self, response: Any, throttle: Throttle, *, plain: bool = False) -> None:
+        super().__init__(throttle, plain=plain)
+        self.response = response
+
+    def _partial(self) -> dict[str, str]:
+        return partial_data(self.response, plain=self.plain)
+
+
+class KernelView(ResponseView):
     """Streams one answer into one display, updated by display id."""
 
-    def __init__(self, throttle: Throttle, *, plain: bool = False) -> None:
-        super().__init__(throttle, plain=plain)
+    def __init__(self, response: Any, throttle: Throttle, *, plain: bool = False) -> None:
+        super().__init__(response, throttle, plain=plain)
         self._display = LiveDisplay()
 
     def _send(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
@@ -237,36 +257,39 @@ class KernelView(ThrottledView):
 
 
 class TerminalView:
-    """Plain text written as it arrives, for terminal IPython."""
+    """Plain text written as it arrives, for terminal IPython (read from the response, so what
+    is printed is what the response keeps)."""
 
-    def __init__(self, stream=None) -> None:
+    def __init__(self, response: Any, stream=None) -> None:
+        self.response = response
         self._stream = stream or sys.stdout
-        self._ended_with_newline = True
+        self._written = 0
 
     def add(self, chunk: str) -> None:
-        self._stream.write(chunk)
-        self._stream.flush()
-        self._ended_with_newline = chunk.endswith("\n")
+        text = self.response.text_so_far()
+        if len(text) > self._written:
+            self._stream.write(text[self._written:])
+            self._stream.flush()
+            self._written = len(text)
 
     def finish(self, answer: Answer) -> None:
+        text = answer.text
         marker = _MARKERS.get(answer.status)
-        ending = "" if self._ended_with_newline else "\n"
-        self._stream.write(ending + (f"[{marker}]\n" if marker else ""))
+        ending = "\n" if text and not text.endswith("\n") else ""
+        self._stream.write(text[self._written:] + ending + (f"[{marker}]\n" if marker else ""))
         self._stream.flush()
 
 
 def stream(response: Any, chunks: Iterable[str], view: KernelView | TerminalView, *,
            format: str = "markdown") -> tuple[Answer, BaseException | None]:
-    """Show `chunks` of `response` in `view` as they come; then the final answer.
+    """Show `response` in `view` as its `chunks` come; then the final answer.
 
     An interrupt or a model error stops the stream: the partial answer is shown, marked, and
     the exception is returned for the caller to report, with the answer.
     """
-    parts: list[str] = []
     stopped: BaseException | None = None
     try:
         for chunk in chunks:
-            parts.append(chunk)
             view.add(chunk)
     except (KeyboardInterrupt, LLMNotebookError) as exc:
         stopped = exc
@@ -274,12 +297,14 @@ def stream(response: Any, chunks: Iterable[str], view: KernelView | TerminalView
         close = getattr(chunks, "close", None)
         if close is not None:
             close()  # a stream left early (an interrupt inside display) is marked interrupted
-    return conclude(response, "".join(parts), view, format=format), stopped
+    if not response.finished:  # left early without the model noticing: it ends here
+        response.interrupt()
+    return conclude(response, view, format=format), stopped
 
 
-def conclude(response: Any, text: str, view: Any, *, format: str = "markdown") -> Answer:
-    """The answer made of the streamed `text`, shown exactly in `view` with its provenance."""
-    answer = Answer(text, response, format=format, parsed=_parsed_json(text) if format == "json" else None)
+def conclude(response: Any, view: Any, *, format: str = "markdown") -> Answer:
+    """The finished response as an answer, shown exactly in `view` with its provenance."""
+    answer = Answer(response, format=format)
     view.finish(answer)
     return answer
 
@@ -299,8 +324,8 @@ def in_kernel(shell: Any) -> bool:
     return getattr(shell, "kernel", None) is not None
 
 
-def new_view(shell: Any, throttle: Throttle, *, plain: bool = False):
-    return KernelView(throttle, plain=plain) if in_kernel(shell) else TerminalView()
+def new_view(shell: Any, response: Any, throttle: Throttle, *, plain: bool = False):
+    return KernelView(response, throttle, plain=plain) if in_kernel(shell) else TerminalView(response)
 
 
 def _cell(value: Any) -> str:

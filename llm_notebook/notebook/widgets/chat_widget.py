@@ -18,7 +18,7 @@ import ipywidgets as widgets
 from ... import runner, settings
 from ...markdown import safe_markdown
 from ...responses import Usage
-from ...usage import SessionUsage, session_usage
+from ...usage import SessionUsage
 from .. import render
 from .chat_input import ChatInput
 from .outputs import SavedAsText, TextFallback, markdown_output, show_markdown
@@ -33,12 +33,16 @@ class Turn:
     prompt: str
     model: str
     attachments: list[Any] = field(default_factory=list)
-    text: str = ""
     status: str = "pending"
     error: str | None = None
     usage: Usage | None = None
     duration_ms: int = 0
     response: Any = field(default=None, repr=False)
+
+    @property
+    def text(self) -> str:
+        """The answer's text, as its response keeps it."""
+        return self.response.text_so_far() if self.response is not None else ""
 
     def asked_markdown(self) -> str:
         """The message as typed (line breaks kept: Markdown would join the lines), attachments."""
@@ -50,7 +54,7 @@ class Turn:
         """The exchange as Markdown, as a saved notebook shows it."""
         parts = [f"**You**\n\n{self.asked_markdown()}"]
         if self.response is not None:
-            answer = render.Answer(self.text, self.response).data()["text/markdown"]
+            answer = render.Answer(self.response).data()["text/markdown"]
             parts.append(f"**{self.model}**\n\n{answer or '_(no text)_'}")
         if self.error:
             parts.append(_error_markdown(self.error))
@@ -96,11 +100,11 @@ def model_ids() -> list[str]:
     return [entry.model_id for entry in get_models_with_aliases()]
 
 
-class _OutputView(render.ThrottledView):
+class _OutputView(render.ResponseView):
     """Streams one answer into an Output widget (one trait update per render)."""
 
-    def __init__(self, output: widgets.Output) -> None:
-        super().__init__(render.Throttle())
+    def __init__(self, response: Any, output: widgets.Output) -> None:
+        super().__init__(response, render.Throttle())
         self.output = output
 
     def _send(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
@@ -244,7 +248,7 @@ class Chat(SavedAsText, widgets.VBox):
             return turn
         self._turns.append(turn)
         self._add_message("You", turn.asked_markdown(), "llm-chat-user")
-        view = _OutputView(self._add_message(turn.model, WAITING, "llm-chat-answer"))
+        view = _OutputView(turn.response, self._add_message(turn.model, WAITING, "llm-chat-answer"))
         self._set_busy(True)
         turn.status = "running"
         self._handle = runner.submit(self._stream(turn, view))
@@ -288,15 +292,16 @@ class Chat(SavedAsText, widgets.VBox):
                 turn.status = "interrupted"
                 show_markdown(view.output, "_[stopped before the answer began]_")
                 return
+            if not turn.response.finished:
+                turn.response.interrupt()
             summary = turn.response.to_dict()
-            turn.text, turn.status = summary["text"], summary["status"]
+            turn.status = summary["status"]
             turn.usage, turn.duration_ms = Usage(**summary["usage"]), summary["duration_ms"]
             if turn.status == "error":
                 turn.error = turn.response.error
             elif turn.error is not None:
                 turn.status = "error"
-            view.finish(render.Answer(turn.text, turn.response))
-            session_usage.record(summary)
+            view.finish(render.Answer(turn.response))
             self.usage.record(summary)
             if turn.error:
                 self._add_message("", _error_markdown(turn.error), "llm-chat-error")
@@ -377,13 +382,13 @@ class Chat(SavedAsText, widgets.VBox):
         """A turn of a conversation the chat was given: shown, counted, not recorded again."""
         summary = response.to_dict()
         turn = Turn(prompt=summary["prompt"] or "", model=summary["model"],
-                    attachments=list(response.attachments), text=summary["text"],
-                    status=summary["status"], usage=Usage(**summary["usage"]),
-                    duration_ms=summary["duration_ms"], response=response)
+                    attachments=list(response.attachments), status=summary["status"],
+                    usage=Usage(**summary["usage"]), duration_ms=summary["duration_ms"],
+                    response=response)
         self._turns.append(turn)
         self._add_message("You", turn.asked_markdown(), "llm-chat-user")
         answer = self._add_message(turn.model, "", "llm-chat-answer")
-        answer.outputs = (markdown_output(*render.Answer(turn.text, response)._repr_mimebundle_()),)
+        answer.outputs = (markdown_output(*render.Answer(response)._repr_mimebundle_()),)
         self.usage.record(summary)
 
     def _refresh_record(self) -> None:
