@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import json
 import os
 import threading
 import warnings
@@ -14,8 +13,8 @@ from typing import Any
 
 import pluggy
 
-from .errors import AsyncOnlyModelError, UnknownModelError
-from .paths import user_dir, write_private
+from .errors import AsyncOnlyModelError, LLMNotebookError, UnknownModelError
+from .userfiles import JsonFile, UserFile
 
 PROJECT = "llm_notebook"
 ENTRY_POINT_GROUP = "llm_notebook"
@@ -38,6 +37,14 @@ class _HookSpecs:
 
 class PluginWarning(UserWarning):
     """A plugin failed to load or to register its models; the others still work."""
+
+
+class AliasError(LLMNotebookError, ValueError):
+    """An alias that would never be used or would loop, or a loop found in the aliases file."""
+
+
+user_aliases_file = JsonFile(ALIASES_FILE)
+default_model_file = UserFile(DEFAULT_MODEL_FILE)
 
 
 @dataclass
@@ -158,26 +165,28 @@ class Registry:
 
     # -- aliases and default ---------------------------------------------------------------
     def user_aliases(self) -> dict[str, str]:
-        path = user_dir() / ALIASES_FILE
-        try:
-            data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-        except (OSError, ValueError):
-            return {}
-        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+        return {str(k): v for k, v in user_aliases_file.read().items() if isinstance(v, str)}
 
     def set_alias(self, alias: str, model_id: str) -> None:
-        """Store `alias` for `model_id` in the user aliases file (it may name another alias)."""
-        target = self.resolve(model_id)
-        aliases = self.user_aliases()
-        aliases[alias] = target
-        write_private(user_dir() / ALIASES_FILE, json.dumps(aliases, indent=2))
+        """Store `alias` for `model_id` in the user aliases file (`model_id` may be an alias too:
+        the alias is stored for the model it names now)."""
+        self._ensure_loaded()
+        if not isinstance(alias, str) or not alias.strip() or alias.split() != [alias]:
+            raise AliasError(f"An alias needs a name without spaces, not {alias!r}")
+        if alias in self._entries:
+            raise AliasError(f"{alias!r} is the id of a registered model, so an alias with that "
+                             "name would never be used: choose another name")
+        if alias == model_id:
+            raise AliasError(f"An alias cannot name itself: {alias!r}")
+        chain = self._chain(model_id)
+        if alias in chain:
+            loop = " -> ".join([alias, *chain[:chain.index(alias) + 1]])
+            raise AliasError(f"Alias {alias!r} for {model_id!r} would make a loop: {loop}. "
+                             "Name the model itself instead")
+        user_aliases_file.update(lambda aliases: aliases.__setitem__(alias, chain[-1]))
 
     def remove_alias(self, alias: str) -> bool:
-        aliases = self.user_aliases()
-        if aliases.pop(alias, None) is None:
-            return False
-        write_private(user_dir() / ALIASES_FILE, json.dumps(aliases, indent=2))
-        return True
+        return user_aliases_file.update(lambda aliases: aliases.pop(alias, None) is not None)
 
     def aliases(self) -> dict[str, str]:
         """Every alias and the id it names; user aliases override plugin ones."""
@@ -185,36 +194,46 @@ class Registry:
         return {**self._plugin_aliases, **self.user_aliases()}
 
     def get_default_model(self) -> str:
-        path = user_dir() / DEFAULT_MODEL_FILE
-        stored = path.read_text(encoding="utf-8").strip() if path.exists() else ""
-        return stored or FALLBACK_DEFAULT_MODEL
+        return default_model_file.read().strip() or FALLBACK_DEFAULT_MODEL
 
     def set_default_model(self, name: str | None) -> None:
         """Store the default model (checked to exist); None resets to the built-in default."""
-        path = user_dir() / DEFAULT_MODEL_FILE
         if name is None:
-            path.unlink(missing_ok=True)
+            default_model_file.remove()
             return
         self.resolve(name)
-        write_private(path, name)
+        default_model_file.write(name)
 
     # -- lookup -----------------------------------------------------------------------------
     def resolve(self, name: str | None) -> str:
         """The model id that `name` (an id or alias; None = default) refers to."""
-        self._ensure_loaded()
-        name = name or self.get_default_model()
-        if name in self._entries:
-            return name
-        target = self.aliases().get(name)
-        if target in self._entries:
-            return target
-        raise UnknownModelError(self._unknown_message(name))
+        return self._chain(name)[-1]
 
-    def _unknown_message(self, name: str) -> str:
+    def _chain(self, name: str | None) -> list[str]:
+        """`name`, the aliases it leads through, and the model id at the end."""
+        self._ensure_loaded()
+        chain = [name or self.get_default_model()]
+        aliases: dict[str, str] | None = None
+        while chain[-1] not in self._entries:
+            if aliases is None:
+                aliases = self.aliases()
+            target = aliases.get(chain[-1])
+            if target is None:
+                raise UnknownModelError(self._unknown_message(chain))
+            if target in chain:
+                loop = " -> ".join(chain[chain.index(target):] + [target])
+                raise AliasError(f"The aliases make a loop: {loop} (see {user_aliases_file.path}); "
+                                 f"remove one with llm_notebook.remove_alias({target!r})")
+            chain.append(target)
+        return chain
+
+    def _unknown_message(self, chain: list[str]) -> str:
+        name = chain[-1]
         known = list(self._entries) + list(self.aliases())
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        return (f"Unknown model {name!r}.{hint} "
+        via = f" (named by alias {' -> '.join(chain[:-1])})" if len(chain) > 1 else ""
+        return (f"Unknown model {name!r}{via}.{hint} "
                 "List the models with llm_notebook.get_models() (in a notebook: %llm models)")
 
     def entry(self, name: str | None) -> ModelWithAliases:

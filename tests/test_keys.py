@@ -49,7 +49,7 @@ def test_keys_file_is_private_and_listed_by_name_only(user_dir):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert llm_notebook.stored_key_names() == ["svc"]
     assert llm_notebook.delete_key("svc") is True and llm_notebook.stored_key_names() == []
-    with pytest.raises(ValueError, match="set_key needs a key name and a non-empty value"):
+    with pytest.raises(ValueError, match=r"set_key needs a non-empty key value"):
         llm_notebook.set_key("svc", "")
 
 
