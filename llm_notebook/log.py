@@ -1,146 +1,65 @@
-"""The SQLite log of finished responses; a broken log warns once and never fails a prompt."""
+"""The log of finished responses, in the shared SQLite store; a broken log never fails a prompt."""
 
 from __future__ import annotations
 
-import atexit
 import json
-import queue
-import sqlite3
-import threading
-import warnings
 from pathlib import Path
 from typing import Any
 
-from .paths import user_dir
-
-LOG_FILE = "logs.db"
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS responses (
-    id TEXT PRIMARY KEY,
-    model TEXT NOT NULL,
-    status TEXT NOT NULL,
-    error TEXT,
-    prompt TEXT,
-    system TEXT,
-    options TEXT,
-    text TEXT,
-    input_tokens INTEGER,
-    output_tokens INTEGER,
-    usage_details TEXT,
-    duration_ms INTEGER,
-    datetime_utc TEXT,
-    conversation_id TEXT,
-    attachments TEXT
-);
-CREATE INDEX IF NOT EXISTS responses_datetime ON responses (datetime_utc);
-"""
-_COLUMNS = ("id", "model", "status", "error", "prompt", "system", "options", "text", "input_tokens",
-            "output_tokens", "usage_details", "duration_ms", "datetime_utc", "conversation_id",
-            "attachments")
-_JSON_COLUMNS = ("options", "usage_details", "attachments")
-_warned: set[str] = set()
+from . import store
 
 
-class LogWarning(UserWarning):
+class LogWarning(store.StoreWarning):
     """The log could not be written or read; the prompt itself went on."""
 
 
+_LOG = store.Feature(name="the log", item="response", warning=LogWarning,
+                     remedy="Turn logging off with llm_notebook.settings.log = False")
+_COLUMNS = ("id", "model", "status", "error", "prompt", "system", "options", "text",
+            "input_tokens", "output_tokens", "usage_details", "duration_ms", "datetime_utc",
+            "conversation_id", "attachments", "first_chunk_ms")
+_JSON_COLUMNS = ("options", "usage_details", "attachments")
+_INSERT = store.Insert("responses", _COLUMNS)
+
+
 def log_path() -> Path:
-    return user_dir() / LOG_FILE
-
-
-def _connect(path: Path | None = None) -> sqlite3.Connection:
-    connection = sqlite3.connect(path or log_path(), timeout=0.5)
-    connection.executescript(_SCHEMA)
-    return connection
-
-
-def _warn_once(message: str) -> None:
-    if message not in _warned:
-        _warned.add(message)
-        warnings.warn(message, LogWarning, stacklevel=2)
+    return store.database_path()
 
 
 def record(response: Any) -> None:
     """Queue one finished (or failed, or interrupted) response for writing; never raises.
 
-    The row is taken now, and written by a writer thread, so an event loop finishing a response
+    The row is taken now and written by the store's thread, so an event loop finishing a response
     never waits on SQLite.
     """
-    _writer.put((log_path(), _row(response)))
-
-
-def flush() -> None:
-    """Wait until every queued response has been written (reads call it first)."""
-    _writer.flush()
-
-
-def _row(response: Any) -> dict[str, Any]:
-    data = response.to_dict()
-    usage = data["usage"]
-    return {
-        **{k: data[k] for k in ("id", "model", "status", "error", "prompt", "system", "text",
-                                "duration_ms", "datetime_utc", "conversation_id")},
-        "options": json.dumps(data["options"], default=str),
-        "input_tokens": usage["input"], "output_tokens": usage["output"],
-        "usage_details": json.dumps(usage["details"]) if usage["details"] else None,
-        "attachments": json.dumps([{k: a[k] for k in ("id", "type", "size")} for a in data["attachments"]]),
-    }
-
-
-def _write(path: Path, rows: list[dict[str, Any]]) -> None:
     try:
-        connection = _connect(path)
-        try:
-            with connection:
-                connection.executemany(
-                    f"INSERT OR REPLACE INTO responses ({', '.join(_COLUMNS)}) "
-                    f"VALUES ({', '.join('?' for _ in _COLUMNS)})",
-                    [[row[c] for c in _COLUMNS] for row in rows])
-        finally:
-            connection.close()
-    except sqlite3.Error as exc:
-        _warn_once(f"llm_notebook: could not write the log at {path} ({exc}); "
-                   "the answer is unaffected. Turn logging off with llm_notebook.settings.log = False")
+        row = _row(response.to_dict())
+    except Exception as exc:  # a response that cannot be described is not logged
+        store.warn_once(_LOG, f"could not log a response ({type(exc).__name__}: {exc}); the "
+                              f"answer is unaffected. {_LOG.remedy}")
+        return
+    store.write(_LOG, _INSERT, row, key=row[0])
 
 
-class _Writer:
-    """One daemon thread writing queued rows in batches; started on the first row."""
-
-    def __init__(self) -> None:
-        self._queue: queue.Queue = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-
-    def put(self, item: tuple[Path, dict[str, Any]]) -> None:
-        with self._start_lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="llm_notebook-log", daemon=True)
-                self._thread.start()
-        self._queue.put(item)
-
-    def _run(self) -> None:
-        while True:
-            items = [self._queue.get()]
-            while not self._queue.empty():
-                items.append(self._queue.get_nowait())
-            try:
-                by_path: dict[Path, list[dict[str, Any]]] = {}
-                for path, row in items:
-                    by_path.setdefault(path, []).append(row)
-                for path, rows in by_path.items():
-                    _write(path, rows)
-            finally:
-                for _ in items:
-                    self._queue.task_done()
-
-    def flush(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            self._queue.join()
+def flush(timeout: float | None = None) -> bool:
+    """Wait until every queued response has been written (reads call it first)."""
+    return store.flush(timeout)
 
 
-_writer = _Writer()
-atexit.register(flush)
+def _json(value: Any, empty: str | None) -> str | None:
+    return json.dumps(value, default=str) if value else empty
+
+
+def _row(data: dict[str, Any]) -> tuple[Any, ...]:
+    """The row in _COLUMNS order: built for every answer, so no more work than needed."""
+    usage = data["usage"]
+    attachments = data["attachments"]
+    return (data["id"], data["model"], data["status"], data["error"], data["prompt"],
+            data["system"], _json(data["options"], "{}"), data["text"], usage["input"],
+            usage["output"], _json(usage["details"], None), data["duration_ms"],
+            data["datetime_utc"], data["conversation_id"],
+            _json([{k: a[k] for k in ("id", "type", "size")} for a in attachments], "[]"),
+            data["first_chunk_ms"])
 
 
 def logs(n: int | None = 20, *, model: str | None = None, conversation_id: str | None = None,
@@ -156,21 +75,17 @@ def logs(n: int | None = 20, *, model: str | None = None, conversation_id: str |
     if n is not None:
         query += " LIMIT ?"
         params.append(int(n))
-    flush()
-    if not log_path().exists():
-        return []
-    try:
-        connection = _connect()
-        try:
-            connection.row_factory = sqlite3.Row
-            rows = [dict(row) for row in connection.execute(query, params)]
-        finally:
-            connection.close()
-    except sqlite3.Error as exc:
-        _warn_once(f"llm_notebook: could not read the log at {log_path()} ({exc})")
-        return []
+    rows = store.read(_LOG, query, params)
     for row in rows:
         for column in _JSON_COLUMNS:
             if row[column]:
-                row[column] = json.loads(row[column])
+                row[column] = _decoded(row[column])
     return rows
+
+
+def _decoded(text: str) -> Any:
+    """A JSON column as data; text another program wrote there that is not JSON stays text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

@@ -7,8 +7,19 @@ import warnings
 import pytest
 
 import llm_notebook
-from llm_notebook import Model
+from llm_notebook import Model, store
 from llm_notebook.log import LogWarning
+
+LEGACY_SCHEMA = """
+CREATE TABLE responses (
+    id TEXT PRIMARY KEY, model TEXT NOT NULL, status TEXT NOT NULL, error TEXT, prompt TEXT,
+    system TEXT, options TEXT, text TEXT, input_tokens INTEGER, output_tokens INTEGER,
+    usage_details TEXT, duration_ms INTEGER, datetime_utc TEXT, conversation_id TEXT,
+    attachments TEXT);
+CREATE INDEX responses_datetime ON responses (datetime_utc);
+INSERT INTO responses VALUES ('0000old', 'echo', 'done', NULL, 'from an old release', NULL, '{}',
+    'its answer', 3, 4, NULL, 12, '2024-01-01T00:00:00+00:00', NULL, '[]');
+"""
 
 
 class Breaks(Model):
@@ -18,6 +29,39 @@ class Breaks(Model):
         yield "partial "
         yield "answer"
         raise ConnectionError("stream cut")
+
+
+class HugeCount(Model):
+    """A plugin reporting a token count SQLite cannot hold (more than 64 bits)."""
+
+    model_id = "huge-count"
+
+    def execute(self, prompt, stream, response, conversation):
+        yield "counted"
+        response.set_usage(input=10**30, output=1)
+
+
+@pytest.fixture
+def log_warnings():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield lambda: [str(w.message) for w in caught if issubclass(w.category, LogWarning)]
+
+
+@pytest.fixture
+def lock_holder(user_dir):
+    """Another connection to the log, which the test locks and unlocks."""
+    llm_notebook.get_model("echo").prompt("create the log").text()
+    assert llm_notebook.log.flush(timeout=30)
+    holder = sqlite3.connect(user_dir / "logs.db", isolation_level=None)
+    yield holder
+    if holder.in_transaction:
+        holder.execute("ROLLBACK")
+    holder.close()
+
+
+def echo(prompt):
+    return llm_notebook.get_model("echo").prompt(prompt)
 
 
 def test_sync_and_async_responses_are_logged_with_details(user_dir):
@@ -32,6 +76,7 @@ def test_sync_and_async_responses_are_logged_with_details(user_dir):
     assert row["text"] == response.text() and row["input_tokens"] == 2
     assert row["attachments"] == [{"id": response.attachments[0].id(), "type": "application/pdf", "size": 9}]
     assert row["duration_ms"] >= 0 and row["datetime_utc"].startswith("20")
+    assert row["first_chunk_ms"] is not None and row["first_chunk_ms"] == response.first_chunk_ms()
     assert (user_dir / "logs.db").exists()
 
 
@@ -86,58 +131,136 @@ def test_logging_can_be_turned_off(monkeypatch):
     assert [r["prompt"] for r in llm_notebook.logs()] == ["per response"]
 
 
-def test_corrupt_log_warns_once_and_prompt_still_works(user_dir):
+def test_corrupt_log_warns_once_and_prompt_still_works(user_dir, log_warnings):
     user_dir.mkdir(parents=True, exist_ok=True)
     (user_dir / "logs.db").write_bytes(b"this is not a database" * 100)
-    llm_notebook.log._warned.clear()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert "ok" in llm_notebook.get_model("echo").prompt("ok").text()
-        assert "again" in llm_notebook.get_model("echo").prompt("again").text()
-        llm_notebook.log.flush()
-    messages = [str(w.message) for w in caught if issubclass(w.category, LogWarning)]
-    assert len(messages) == 1
-    assert "could not write the log" in messages[0] and "the answer is unaffected" in messages[0]
+    assert "ok" in echo("ok").text()
+    assert llm_notebook.log.flush(timeout=30)
+    assert "again" in echo("again").text()
+    assert llm_notebook.log.flush(timeout=30)
+    [message] = log_warnings()
+    assert "could not write the log" in message and "the answer is unaffected" in message
+    assert (user_dir / "logs.db").read_bytes() == b"this is not a database" * 100
 
 
-def test_locked_log_warns_and_prompt_still_works(user_dir):
-    llm_notebook.get_model("echo").prompt("create the db").text()
-    llm_notebook.log.flush()
-    holder = sqlite3.connect(user_dir / "logs.db")
-    holder.execute("BEGIN EXCLUSIVE")
-    llm_notebook.log._warned.clear()
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            assert "locked" in llm_notebook.get_model("echo").prompt("locked").text()
-            llm_notebook.log.flush()
-    finally:
-        holder.rollback()
-        holder.close()
-    assert [w for w in caught if "database is locked" in str(w.message)]
+def test_uncreatable_user_dir_warns_once_and_answers_are_unaffected(tmp_path, monkeypatch,
+                                                                     log_warnings):
+    (tmp_path / "a-file").write_text("a file where the user folder's parent should be")
+    monkeypatch.setenv("LLM_NOTEBOOK_USER_PATH", str(tmp_path / "a-file" / "user"))
+    first, second = echo("first"), echo("second")
+    assert "first" in first.text() and "second" in second.text()
+    assert first.status == second.status == "done"
+    assert llm_notebook.log.flush(timeout=30)
+    [message] = log_warnings()
+    assert "could not write the log" in message and "the answer is unaffected" in message
 
 
-def test_log_writes_do_not_block_an_event_loop(monkeypatch):
-    """Rows are written by the log's own thread: finishing a response only queues its row."""
-    import threading
+def test_a_key_in_a_prompt_never_reaches_the_log(user_dir):
+    key = "sk-log-test-0123456789abcdef"
+    llm_notebook.set_key("svc", key)
+    response = echo(f"my key is {key}, keep it")
+    assert key in response.text()  # the model was given it; the log must not keep it
+    row = llm_notebook.logs(1)[0]
+    assert row["prompt"] == "my key is ***, keep it" and key not in row["text"]
+    database = b"".join(path.read_bytes() for path in user_dir.glob("logs.db*"))
+    assert key.encode() not in database
 
-    llm_notebook.log.flush()
-    written_on = []
-    release = threading.Event()
-    real_write = llm_notebook.log._write
 
-    def held_write(path, rows):
-        written_on.append(threading.current_thread().name)
-        release.wait(30)
-        real_write(path, rows)
+def test_lone_surrogate_is_stored_replaced_and_the_rest_of_its_batch_too(log_warnings):
+    prompts = [f"row {i}" for i in range(50)]
+    prompts[20] = "bad \ud800 text"
+    responses = [echo(prompt) for prompt in prompts]
+    for response in responses:  # finished back to back: queued together, written as one batch
+        response.text()
+    later = echo("after the bad row")
+    later.text()
+    rows = {row["id"]: row for row in llm_notebook.logs(None)}
+    assert set(rows) == {r.id for r in responses} | {later.id}
+    assert rows[responses[20].id]["prompt"] == "bad \ufffd text"
+    assert rows[responses[19].id]["prompt"] == "row 19"
+    [message] = log_warnings()
+    assert responses[20].id in message and "U+FFFD" in message
 
-    monkeypatch.setattr(llm_notebook.log, "_write", held_write)
+
+def test_a_row_sqlite_refuses_is_skipped_with_a_warning_naming_it(log_warnings):
+    before, huge, after = echo("before"), HugeCount().prompt("count"), echo("after")
+    for response in (before, huge, after):
+        response.text()
+    assert huge.text() == "counted" and huge.status == "done"
+    assert {row["id"] for row in llm_notebook.logs(None)} == {before.id, after.id}
+    [message] = log_warnings()
+    assert f"could not write response {huge.id} to the log" in message
+    assert "OverflowError" in message
+    echo("the log goes on").text()
+    assert llm_notebook.logs(1)[0]["prompt"] == "the log goes on"
+
+
+def test_rows_wait_out_a_lock_longer_than_the_busy_timeout(lock_holder, log_warnings):
+    lock_holder.execute("BEGIN EXCLUSIVE")
+    queued = [echo(f"while locked {i}") for i in range(20)]
+    for response in queued:
+        assert "while locked" in response.text()
+    for _ in range(int(store.BUSY_TIMEOUT * 4) + 20):  # bounded: it warns once it has waited
+        if any("is locked by another program" in m for m in log_warnings()):
+            break
+        assert not llm_notebook.log.flush(timeout=0.5)  # nothing can be written while locked
+    else:
+        pytest.fail("the writer never said the log was locked")
+    lock_holder.execute("ROLLBACK")
+    assert llm_notebook.log.flush(timeout=30)
+    prompts = {row["prompt"] for row in llm_notebook.logs(None)}
+    assert prompts >= {f"while locked {i}" for i in range(20)}
+    assert not [m for m in log_warnings() if "could not write" in m]
+
+
+def test_finishing_a_response_never_waits_for_the_database(lock_holder):
+    """An event loop finishing a response only queues its row, even while the log is locked."""
+    lock_holder.execute("BEGIN EXCLUSIVE")
 
     async def run():
-        await llm_notebook.get_async_model("echo").prompt("quick")
+        return await llm_notebook.get_async_model("echo").prompt("quick").text()
 
-    asyncio.run(run())  # returns although the write is held back
-    assert llm_notebook.log._writer._queue.unfinished_tasks == 1
-    release.set()
+    assert "quick" in asyncio.run(run())
+    assert not llm_notebook.log.flush(timeout=0.2)
+    lock_holder.execute("ROLLBACK")
     assert [row["prompt"] for row in llm_notebook.logs(1)] == ["quick"]
-    assert written_on == ["llm_notebook-log"]
+
+
+def test_a_log_removed_while_the_process_runs_is_created_again(user_dir):
+    echo("before the removal").text()
+    assert llm_notebook.log.flush(timeout=30)
+    for name in ("logs.db", "logs.db-wal", "logs.db-shm"):
+        (user_dir / name).unlink(missing_ok=True)
+    echo("after the removal").text()
+    assert [row["prompt"] for row in llm_notebook.logs(None)] == ["after the removal"]
+
+
+def test_a_database_from_an_old_release_is_migrated_and_keeps_its_rows(user_dir):
+    user_dir.mkdir(parents=True, exist_ok=True)
+    old = sqlite3.connect(user_dir / "logs.db")
+    old.executescript(LEGACY_SCHEMA)
+    old.close()
+    response = echo("new")
+    response.text()
+    new_row, old_row = llm_notebook.logs(None)
+    assert (old_row["id"], old_row["prompt"], old_row["text"]) == ("0000old", "from an old release",
+                                                                 "its answer")
+    assert old_row["first_chunk_ms"] is None and old_row["options"] == {}
+    assert new_row["id"] == response.id and new_row["first_chunk_ms"] is not None
+    check = sqlite3.connect(user_dir / "logs.db")
+    assert check.execute("PRAGMA user_version").fetchone()[0] == len(store.MIGRATIONS)
+    assert check.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    check.close()
+
+
+def test_a_database_from_a_newer_release_is_used_as_it_is(user_dir):
+    echo("first").text()
+    assert llm_notebook.log.flush(timeout=30)
+    newer = sqlite3.connect(user_dir / "logs.db")
+    newer.executescript("ALTER TABLE responses ADD COLUMN cost REAL; PRAGMA user_version = 99;")
+    newer.close()
+    echo("second").text()
+    assert [row["prompt"] for row in llm_notebook.logs(None)] == ["second", "first"]
+    check = sqlite3.connect(user_dir / "logs.db")
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 99
+    check.close()

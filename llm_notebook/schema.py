@@ -1,0 +1,22 @@
+"""The schema of the database the log and the answer cache share, as numbered steps.
+
+`PRAGMA user_version` counts the steps a database has had. Append steps, never change one, and
+keep them additive (new tables, new nullable columns): a database written by an older or a newer
+release then keeps working with this one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # 1: the log as the first releases created it (a no-op on their databases)
+        """CREATE TABLE IF NOT EXISTS responses (
+            id TEXT PRIMARY KEY, model TEXT NOT NULL, status TEXT NOT NULL, error TEXT,
+            prompt TEXT, system TEXT, options TEXT, text TEXT, input_tokens INTEGER,
+            output_tokens INTEGER, usage_details TEXT, duration_ms INTEGER, datetime_utc TEXT,
+            conversation_id TEXT, attachments TEXT)""",
+        "CREATE INDEX IF NOT EXISTS responses_datetime ON responses (datetime_utc)",
+    ),
+    (  # 2: time to first token
+        "ALTER TABLE responses ADD COLUMN first_chunk_ms INTEGER",
+    ),
+)
