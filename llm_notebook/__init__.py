@@ -17,13 +17,19 @@ _EXPORTS = {
     "errors": ("LLMNotebookError", "ModelError", "NeedsKeyException", "UnknownModelError",
                "AsyncOnlyModelError", "OptionsError", "AttachmentError"),
     "models": ("Model", "AsyncModel", "KeyModel", "AsyncKeyModel", "Options", "Conversation",
-               "AsyncConversation"),
-    "responses": ("Prompt", "Response", "AsyncResponse", "Usage"),
+               "AsyncConversation", "CapabilityError"),
+    "responses": ("Prompt", "Response", "AsyncResponse", "Usage", "Status"),
+    "parts": ("Message", "StreamEvent", "TextPart", "ReasoningPart", "AttachmentPart",
+              "ToolCallPart", "ToolResultPart"),
+    "tools": ("Tool", "Toolbox", "ToolCall", "ToolResult", "ToolOutput", "ServerSideTool",
+              "CancelToolCall"),
+    "schemas": ("schema_dsl", "SchemaError"),
     "attachments": ("Attachment",),
     "plugins": ("hookimpl", "register", "get_model", "get_async_model", "get_models",
                 "get_async_models", "get_models_with_aliases", "set_alias", "remove_alias",
-                "get_default_model", "set_default_model"),
-    "keys": ("set_key", "delete_key", "stored_key_names"),
+                "get_default_model", "set_default_model", "AliasError"),
+    "keys": ("set_key", "delete_key", "stored_key_names", "get_key", "Secret", "InvalidKeyError"),
+    "paths": ("user_dir", "UserFileError"),
     "log": ("logs",),
     "endpoints": ("add_openai_endpoint",),
     "batch": ("map", "last_map", "MapInterrupted"),
@@ -33,11 +39,20 @@ _EXPORTS = {
     "notebook.widgets": ("chat", "model_picker", "usage_view"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+#: Reached as attributes (`llm_notebook.map`) but left out of `from llm_notebook import *`,
+#: which would shadow the builtin of the same name.
+_NOT_STARRED = {"map"}
+#: Submodules that plugins written for `llm` reach as attributes (`llm.parts.StreamEvent`).
+_SUBMODULES = {"parts", "tools", "schemas", "models", "responses", "default_plugins",
+               "runner", "plugins", "keys"}
 
-__all__ = sorted(_WHERE) + ["settings", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = sorted(set(_WHERE) - _NOT_STARRED) + ["settings", "load_ipython_extension",
+                                                 "unload_ipython_extension"]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'llm_notebook' has no attribute {name!r}")

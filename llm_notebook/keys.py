@@ -227,3 +227,18 @@ def resolve_key(*, explicit: str | None, model_key: str | None, name: str | None
 def has_key(name: str | None, env_var: str | None) -> bool:
     """Whether a stored or environment key exists (for listings; never reveals it)."""
     return resolve_key(explicit=None, model_key=None, name=name, env_var=env_var) is not None
+
+
+def get_key(explicit_key: str | None = None, key_alias: str | None = None,
+            env_var: str | None = None, *, alias: str | None = None, env: str | None = None,
+            input: str | None = None) -> Secret | None:
+    """A key found the way `llm.get_key()` finds one, for plugins that call it: the given key
+    (or, when it names a stored key, that one), then the stored key `alias`, then `env`."""
+    explicit = input or explicit_key
+    alias = alias or key_alias
+    env = env or env_var
+    if explicit:
+        named = stored_key(explicit)
+        return named if named is not None else resolve_key(explicit=explicit, model_key=None,
+                                                           name=None, env_var=None)
+    return resolve_key(explicit=None, model_key=None, name=alias, env_var=env)

@@ -12,15 +12,22 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .attachments import Attachment
-from .errors import AttachmentError, NeedsKeyException, OptionsError, UnknownModelError
+from .errors import (AttachmentError, LLMNotebookError, NeedsKeyException, OptionsError,
+                     UnknownModelError)
 from . import observers  # noqa: F401  (every finished response is logged and counted)
 from .keys import Secret, prompt_key, resolve_key
+from .parts import Message, TextPart
 from .responses import AsyncResponse, Prompt, Response, Usage, new_id
+from .tools import partition_tools as _partition_tools  # noqa: F401  (plugins import it from here)
 
 __all__ = [
     "AsyncConversation", "AsyncKeyModel", "AsyncModel", "AsyncResponse", "Conversation",
     "KeyModel", "Model", "Options", "Prompt", "Response", "Usage",
 ]
+
+
+class CapabilityError(LLMNotebookError, ValueError):
+    """A prompt asks for something the model does not do (tools, schemas)."""
 
 
 class Options(BaseModel):
@@ -64,12 +71,20 @@ class _BaseModel:
     needs_key: str | None = None
     key_env_var: str | None = None
     key = _KeyAttribute()
+    supports_schema: bool = False
+    supports_tools: bool = False
+    supports_conversation: bool = True
     _takes_key: ClassVar[bool] = False
     _response_class: ClassVar[type] = Response
     _conversation_class: ClassVar[type]
 
     class Options(Options):
         pass
+
+    @property
+    def supported_server_side_tools(self) -> tuple[type, ...]:
+        """The ServerSideTool classes this model accepts (none unless a plugin says so)."""
+        return ()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.model_id!r}>"
@@ -125,22 +140,53 @@ class _BaseModel:
             ways.append(f"set the {self.key_env_var} environment variable")
         return f"Model {self.model_id!r} needs an API key: " + ", or ".join(ways)
 
-    def _make_response(self, prompt: str | None, *, attachments: Iterable[Any] | None,
-                       system: str | None, stream: bool, key: str | None,
-                       conversation: _BaseConversation | None, options: dict[str, Any]):
+    def _check_capabilities(self, prompt: Prompt) -> None:
+        """Tools and schemas go only to models that declare them, before any request."""
+        if prompt.schema is not None and not self.supports_schema:
+            raise CapabilityError(f"Model {self.model_id!r} does not support schemas: leave out "
+                                  "schema=, or use a model with structured output")
+        functions, _ = _partition_tools(self, prompt.tools)
+        if functions and not self.supports_tools:
+            raise CapabilityError(f"Model {self.model_id!r} does not support tools: leave out "
+                                  "tools=, or use a model that calls them")
+
+    def _make_response(self, prompt: str | None = None, *, conversation: _BaseConversation | None,
+                       attachments: Iterable[Any] | None = None, system: str | None = None,
+                       schema: Any = None, tools: Iterable[Any] | None = None,
+                       tool_results: list[Any] | None = None, messages: list[Any] | None = None,
+                       hide_reasoning: bool = False, fragments: list[str] | None = None,
+                       system_fragments: list[str] | None = None, stream: bool = True,
+                       key: str | None = None, **options: Any):
         validated_options = self.validate_options(options)
         checked = self.validate_attachments(attachments)
         resolved_key = self.get_key(key)
-        return self._response_class(
-            Prompt(prompt, self, attachments=checked, system=system, options=validated_options),
-            self, stream=stream and self.can_stream, conversation=conversation, key=resolved_key)
+        if messages is None and conversation is not None:
+            messages = conversation.chain(prompt, attachments=checked, system=system,
+                                          tool_results=tool_results, fragments=fragments,
+                                          system_fragments=system_fragments)
+        request = Prompt(prompt, self, attachments=checked, system=system,
+                         options=validated_options, schema=schema, tools=tools,
+                         tool_results=tool_results, messages=messages,
+                         hide_reasoning=hide_reasoning, fragments=fragments,
+                         system_fragments=system_fragments)
+        self._check_capabilities(request)
+        return self._response_class(request, self, stream=stream and self.can_stream,
+                                    conversation=conversation, key=resolved_key)
 
     def prompt(self, prompt: str | None = None, *, attachments: Iterable[Any] | None = None,
-               system: str | None = None, stream: bool = True, key: str | None = None,
-               **options: Any):
-        """Prepare a response; options, attachments and key are checked now, the model runs lazily."""
-        return self._make_response(prompt, attachments=attachments, system=system, stream=stream,
-                                   key=key, conversation=None, options=options)
+               system: str | None = None, schema: Any = None, tools: Iterable[Any] | None = None,
+               tool_results: list[Any] | None = None, messages: list[Any] | None = None,
+               hide_reasoning: bool = False, fragments: list[str] | None = None,
+               system_fragments: list[str] | None = None, stream: bool = True,
+               key: str | None = None, **options: Any):
+        """Prepare a response; options, attachments, tools, schema and key are checked now, the
+        model runs lazily. `messages` (llm's structured input) replaces the text arguments as
+        the chain the model is sent."""
+        return self._make_response(
+            prompt, conversation=None, attachments=attachments, system=system, schema=schema,
+            tools=tools, tool_results=tool_results, messages=messages,
+            hide_reasoning=hide_reasoning, fragments=fragments, system_fragments=system_fragments,
+            stream=stream, key=key, **options)
 
     def conversation(self, name: str | None = None):
         """A new conversation: prompts through it see the earlier turns."""
@@ -213,12 +259,24 @@ class _BaseConversation:
                 return current
         return self._given
 
-    def prompt(self, prompt: str | None = None, *, attachments: Iterable[Any] | None = None,
-               system: str | None = None, stream: bool = True, key: str | None = None,
-               **options: Any):
-        return self.model._make_response(prompt, attachments=attachments, system=system,
-                                         stream=stream, key=key, conversation=self,
-                                         options=options)
+    def prompt(self, prompt: str | None = None, **arguments: Any):
+        """A prompt that carries the earlier turns; takes the arguments of `model.prompt()`."""
+        return self.model._make_response(prompt, conversation=self, **arguments)
+
+    def chain(self, prompt: str | None, *, attachments: list[Any], system: str | None,
+              tool_results: list[Any] | None = None, fragments: list[str] | None = None,
+              system_fragments: list[str] | None = None) -> list[Message]:
+        """The complete input chain of the next turn: the system prompt (this one, else the
+        latest earlier one), every earlier turn's input and answer, then this turn's input."""
+        turn = Prompt(prompt, self._given, attachments=attachments, system=system,
+                      tool_results=tool_results, fragments=fragments,
+                      system_fragments=system_fragments, options=self._given.Options())
+        system_text = turn.system or next(
+            (r.prompt.system for r in reversed(self.responses) if r.prompt.system), None)
+        messages = [Message(role="system", parts=[TextPart(text=system_text)])] if system_text else []
+        for response in list(self.responses):
+            messages += response.prompt.turn_messages() + response.messages
+        return messages + turn.turn_messages()
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} {self.id} model={self.model_id!r} "

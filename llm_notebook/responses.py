@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as _dt
 import enum
 import secrets
@@ -29,11 +30,12 @@ import threading
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import LLMNotebookError, ModelError
 from .keys import prompt_key, redact
+from .parts import Message, ToolCallPart
 from .transcript import Transcript, as_event
 
 if TYPE_CHECKING:
@@ -83,19 +85,85 @@ class Usage:
     details: dict[str, Any] | None = None
 
 
-@dataclass
 class Prompt:
-    """What execute() receives: `.prompt` is None for an attachments-only prompt."""
+    """What execute() receives.
 
-    prompt: str | None
-    model: _BaseModel
-    attachments: list[Attachment] = field(default_factory=list)
-    system: str | None = None
-    options: Any = None
+    `.prompt` is the text (None for a prompt of attachments or tool results only), `.system`,
+    `.attachments`, `.options`; `.schema` (always a dict), `.tools`, `.tool_results` and
+    `.hide_reasoning` as in llm. `.messages` is the complete input chain for this turn: given
+    explicitly, or made from the other fields (a conversation passes its history this way), so
+    a plugin that builds its request from it must not also walk `conversation.responses`.
+    """
 
-    def __post_init__(self) -> None:
-        if self.options is None:
-            self.options = self.model.Options()
+    def __init__(self, prompt: str | None, model: _BaseModel, *,
+                 attachments: list[Attachment] | None = None, system: str | None = None,
+                 options: Any = None, schema: Any = None, tools: Any = None,
+                 tool_results: list[Any] | None = None, messages: list[Message] | None = None,
+                 hide_reasoning: bool = False, fragments: list[str] | None = None,
+                 system_fragments: list[str] | None = None) -> None:
+        from .schemas import as_json_schema
+        from .tools import as_tools
+
+        self._prompt = prompt
+        self.model = model
+        self.attachments = list(attachments or [])
+        self._system = system
+        self.fragments = list(fragments or [])
+        self.system_fragments = list(system_fragments or [])
+        self.options = options if options is not None else model.Options()
+        self.schema = as_json_schema(schema) if schema is not None else None
+        self.tools = as_tools(tools)
+        self.tool_results = list(tool_results or [])
+        self.hide_reasoning = hide_reasoning
+        self._explicit_messages = list(messages) if messages is not None else None
+
+    @property
+    def prompt(self) -> str | None:
+        """The prompt's text, after any fragments."""
+        pieces = [*self.fragments, *([self._prompt] if self._prompt else [])]
+        return "\n".join(pieces) if pieces else self._prompt
+
+    @property
+    def system(self) -> str | None:
+        pieces = [*([self._system] if self._system else []), *self.system_fragments]
+        return "\n\n".join(pieces) if pieces else self._system
+
+    def turn_messages(self) -> list[Message]:
+        """What this turn adds to the chain: tool results (role "tool"), then the user's text
+        and attachments. No system message and no history."""
+        from .parts import AttachmentPart, TextPart, ToolResultPart
+
+        messages = []
+        if self.tool_results:
+            messages.append(Message(role="tool", parts=[
+                ToolResultPart(name=result.name, output=result.output,
+                               tool_call_id=result.tool_call_id,
+                               exception=_describe_exception(result.exception),
+                               attachments=list(result.attachments or []))
+                for result in self.tool_results]))
+        user = ([TextPart(text=self.prompt)] if self.prompt else []) + [
+            AttachmentPart(attachment=a) for a in self.attachments]
+        if user:
+            messages.append(Message(role="user", parts=user))
+        return messages
+
+    @property
+    def messages(self) -> list[Message]:
+        if self._explicit_messages is not None:
+            return list(self._explicit_messages)
+        from .parts import TextPart
+
+        system = [Message(role="system", parts=[TextPart(text=self.system)])] if self.system else []
+        return system + self.turn_messages()
+
+    def __repr__(self) -> str:
+        return f"<Prompt {self.prompt!r} for {self.model.model_id!r}>"
+
+
+def _describe_exception(exception: BaseException | None) -> str | None:
+    if exception is None:
+        return None
+    return f"{type(exception).__name__}: {exception}"
 
 
 Observer = Callable[["Response | AsyncResponse"], Any]
@@ -143,7 +211,9 @@ class _BaseResponse:
         self.conversation = conversation
         self._key = key
         self.response_json: Any = None
+        self.resolved_model: str | None = None
         self.error: str | None = None
+        self._tool_calls: list[Any] = []
         self.log_enabled = settings.log
         self._status = Status.PENDING
         self._transcript = Transcript()
@@ -200,6 +270,37 @@ class _BaseResponse:
                   details: dict[str, Any] | None = None) -> None:
         """Record token usage; plugins call it at the end of execute()."""
         self._usage = Usage(input=input, output=output, details=details or None)
+
+    def set_resolved_model(self, model_id: str) -> None:
+        """Record the model that really answered (a provider's "-latest" alias resolved)."""
+        self.resolved_model = model_id
+
+    def add_tool_call(self, tool_call: Any) -> None:
+        """Record a tool call for the package to run (plugins call it as they read the answer).
+
+        A call without an id gets a unique `tc_` one: every consumer relies on having one.
+        """
+        from .tools import new_tool_call_id
+
+        if tool_call.tool_call_id is None:
+            tool_call = dataclasses.replace(tool_call, tool_call_id=new_tool_call_id())
+        self._tool_calls.append(tool_call)
+
+    def tool_calls_so_far(self) -> list[Any]:
+        """The tool calls added so far (see `add_tool_call`), without waiting."""
+        return list(self._tool_calls)
+
+    @property
+    def messages(self) -> list[Message]:
+        """The answer as assistant messages: its parts, and the tool calls the plugin added
+        that it did not also stream as events."""
+        final = self._final
+        parts = list(final.parts) if final is not None else self._transcript.parts()
+        streamed = {p.tool_call_id for p in parts if isinstance(p, ToolCallPart)}
+        parts += [ToolCallPart(name=call.name, arguments=call.arguments,
+                               tool_call_id=call.tool_call_id)
+                  for call in self._tool_calls if call.tool_call_id not in streamed]
+        return [Message(role="assistant", parts=parts)] if parts else []
 
     def on_done(self, callback: Observer) -> None:
         """Call `callback(response)` once finished (at once if it already has), guarded like the
@@ -373,6 +474,9 @@ class _BaseResponse:
             "attachments": [a.metadata() for a in self.attachments],
             "text": self.text_so_far(),
             "usage": {"input": usage.input, "output": usage.output, "details": usage.details},
+            "resolved_model": self.resolved_model,
+            "parts": [part.to_dict() for part in self.parts_so_far()],
+            "tool_calls": [dataclasses.asdict(call) for call in self._tool_calls],
             "duration_ms": self._duration(), "first_chunk_ms": self.first_chunk_ms(),
             "datetime_utc": self._datetime(),
             "conversation_id": self.conversation.id if self.conversation else None,
@@ -438,6 +542,14 @@ class Response(_BaseResponse):
         """The raw provider JSON a plugin stored in `response.response_json`, if any."""
         self._force()
         return self.response_json
+
+    def tool_calls(self) -> list[Any]:
+        """The tool calls the model asked for (waits for the end)."""
+        self._force()
+        return self.tool_calls_so_far()
+
+    def tool_calls_or_raise(self) -> list[Any]:
+        return self.tool_calls()
 
     def __str__(self) -> str:
         return self.text()
@@ -533,6 +645,17 @@ class AsyncResponse(_BaseResponse):
     async def json(self) -> Any:
         await self._force()
         return self.response_json
+
+    async def tool_calls(self) -> list[Any]:
+        await self._force()
+        return self.tool_calls_so_far()
+
+    def tool_calls_or_raise(self) -> list[Any]:
+        """The tool calls if the response has finished, else ValueError (it would need an await)."""
+        if not self.finished:
+            raise ValueError(f"Response {self.id} has not finished: await it before reading its "
+                             "tool calls")
+        return self.tool_calls_so_far()
 
     def __str__(self) -> str:
         return self.text_so_far()
