@@ -27,7 +27,7 @@ from typing import Any
 
 from .keys import known_secrets, redact_known
 from .paths import USER_PATH_ENV, user_dir
-from .schema import MIGRATIONS
+from .migrations import MIGRATIONS
 
 DATABASE_FILE = "logs.db"  # the name the first releases gave the log, kept so it is found
 BUSY_TIMEOUT = 5.0  # seconds SQLite waits for another connection's lock, per attempt
