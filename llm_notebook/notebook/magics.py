@@ -21,12 +21,13 @@ from traitlets import Bool, Float, Integer, Unicode, observe
 
 from .. import settings
 from ..conversations import Conversations
-from ..errors import AttachmentError, LLMNotebookError
-from ..interpolate import interpolate, is_reference, resolve
+from ..errors import LLMNotebookError
+from ..interpolate import interpolate
 from ..markdown import safe_markdown
 from ..usage import ANSWER_HEADERS, SESSION_HEADERS, answer_row, session_usage
+from ..references import resolve_attachment
 from . import render
-from .plots import PlotHistory, parse_reference
+from .plots import PlotHistory
 
 FORMATS = ("markdown", "text", "code", "json")
 SUBCOMMANDS = ("models", "default", "alias", "keys", "usage", "logs", "reset", "wait", "help")
@@ -131,25 +132,6 @@ def _option_value(text: str) -> Any:
         except ValueError:
             pass
     return text
-
-
-def resolve_attachment(what: str, namespace: dict[str, Any], plots: PlotHistory | None,
-                       max_edge: int | None):
-    """`-a X`: @plot / @plot-N, a variable or attribute path in `namespace`, a file or a URL.
-
-    `plots` is None where no image history is kept (the extension is not loaded).
-    """
-    from ..attachments import Attachment
-
-    back = parse_reference(what)
-    if back is not None:
-        if plots is None:
-            raise AttachmentError(f"{what.strip()} needs %load_ext llm_notebook first: the images "
-                                  "displayed from then on can be attached")
-        return plots.attachment(back).downscaled(max_edge)
-    if is_reference(what) and re.match(r"\w+", what).group(0) in namespace:
-        return Attachment.from_object(resolve(what, namespace), max_edge=max_edge)
-    return Attachment.from_object(what, max_edge=max_edge)
 
 
 def code_blocks(text: str) -> list[str]:

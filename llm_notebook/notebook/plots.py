@@ -7,7 +7,6 @@ Wraps the shell's display publisher (display(), inline matplotlib figures) and d
 from __future__ import annotations
 
 import base64
-import re
 from collections import deque
 from typing import Any
 
@@ -16,7 +15,6 @@ from ..errors import AttachmentError
 
 #: Raster types worth attaching, in order of preference when one output carries several.
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
-PLOT_REFERENCE = re.compile(r"@plot(?:-(\d+))?")
 
 
 def _image_in(data: Any) -> tuple[str, Any] | None:
@@ -91,10 +89,3 @@ class PlotHistory:
         self._wrapped = []
         self._shell = None
 
-
-def parse_reference(text: str) -> int | None:
-    """`@plot` -> 1, `@plot-3` -> 3; anything else -> None."""
-    match = PLOT_REFERENCE.fullmatch(text.strip())
-    if not match:
-        return None
-    return int(match.group(1) or 1)

@@ -350,7 +350,7 @@ class Chat(SavedAsText, widgets.VBox):
 
     def _attachment(self, item: Any):
         if isinstance(item, str):
-            from ..magics import resolve_attachment
+            from ...references import resolve_attachment
 
             namespace, plots = _notebook()
             return resolve_attachment(item, namespace, plots, settings.max_image_edge)
