@@ -29,16 +29,25 @@ def log_path() -> Path:
 def record(response: Any) -> None:
     """Queue one finished (or failed, or interrupted) response for writing; never raises.
 
-    The row is taken now and written by the store's thread, so an event loop finishing a response
-    never waits on SQLite.
+    Its plain values are taken now (holding on to the response itself would keep every answer
+    of a burst alive for the garbage collector to walk); the store's thread makes the row from
+    them, so finishing an answer never waits on SQLite or on JSON encoding.
     """
     try:
-        row = _row(response.to_dict())
+        usage = response.recorded_usage()
+        prompt = response.prompt
+        taken = (response.id, response.model.model_id, str(response.status), response.error,
+                 prompt.prompt, prompt.system,
+                 prompt.options if prompt.options.model_fields_set else None,
+                 response.text_so_far(),
+                 usage.input, usage.output, usage.details, response.elapsed_ms(),
+                 response.started_utc, response.conversation.id if response.conversation else None,
+                 tuple(response.attachments), response.first_chunk_ms())
     except Exception as exc:  # a response that cannot be described is not logged
         store.warn_once(_LOG, f"could not log a response ({type(exc).__name__}: {exc}); the "
                               f"answer is unaffected. {_LOG.remedy}")
         return
-    store.write(_LOG, _INSERT, row, key=row[0])
+    store.write(_LOG, _INSERT, taken, key=taken[0], make=_row)
 
 
 def flush(timeout: float | None = None) -> bool:
@@ -50,16 +59,17 @@ def _json(value: Any, empty: str | None) -> str | None:
     return json.dumps(value, default=str) if value else empty
 
 
-def _row(data: dict[str, Any]) -> tuple[Any, ...]:
-    """The row in _COLUMNS order: built for every answer, so no more work than needed."""
-    usage = data["usage"]
-    attachments = data["attachments"]
-    return (data["id"], data["model"], data["status"], data["error"], data["prompt"],
-            data["system"], _json(data["options"], "{}"), data["text"], usage["input"],
-            usage["output"], _json(usage["details"], None), data["duration_ms"],
-            data["datetime_utc"], data["conversation_id"],
-            _json([{k: a[k] for k in ("id", "type", "size")} for a in attachments], "[]"),
-            data["first_chunk_ms"])
+def _row(taken: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The row in _COLUMNS order, from what `record` took."""
+    (id, model, status, error, prompt, system, options, text, input, output, details,
+     duration_ms, started, conversation_id, attachments, first_chunk_ms) = taken
+    described = [{"id": a.id(), "type": a.metadata()["type"], "size": a.size()}
+                 for a in attachments]
+    return (id, model, status, error, prompt, system,
+            _json(options.model_dump(exclude_unset=True) if options is not None else None, "{}"),
+            text, input, output,
+            _json(details, None), duration_ms, started.isoformat() if started else "",
+            conversation_id, _json(described, "[]"), first_chunk_ms)
 
 
 def logs(n: int | None = 20, *, model: str | None = None, conversation_id: str | None = None,

@@ -21,7 +21,7 @@ def _log(response: Any) -> None:
 def _count(response: Any) -> None:
     from .usage import session_usage
 
-    session_usage.record(response.to_dict())
+    session_usage.record_response(response)
 
 
 on_finish(_log)

@@ -25,7 +25,8 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import enum
-import secrets
+import os
+import random
 import threading
 import time
 import warnings
@@ -71,9 +72,16 @@ class ObserverWarning(UserWarning):
     """Something that runs after a response finished (the log, a view) failed; the answer is intact."""
 
 
+#: Randomness for ids: seeded from the OS once (and again in a forked child, which would
+#: otherwise repeat its parent's ids); asking the OS for every id costs more than an answer.
+_id_bits = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_id_bits.seed)
+
+
 def new_id() -> str:
-    """A time-ordered unique id (milliseconds, then randomness), like a ULID in hex."""
-    return f"{int(time.time() * 1000):012x}{secrets.token_hex(8)}"
+    """A time-ordered unique id (milliseconds, then 64 random bits), like a ULID in hex."""
+    return f"{int(time.time() * 1000):012x}{_id_bits.getrandbits(64):016x}"
 
 
 @dataclass(frozen=True)
@@ -197,6 +205,38 @@ class _Final:
     parts: tuple[Any, ...]
 
 
+class _Done:
+    """Whether a response has finished, as a flag readers may wait on. The event to wait on is
+    made only when a reader must wait (a second reader of a streaming response): most responses
+    never need one."""
+
+    __slots__ = ("_set", "_event", "_lock")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: threading.Event | None = None
+        self._lock = threading.Lock()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        with self._lock:
+            self._set = True
+            event = self._event
+        if event is not None:
+            event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self._lock:
+            if self._set:
+                return True
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        return event.wait(timeout)
+
+
 class _BaseResponse:
     """What sync and async responses share: the transcript, usage, timing, status, observers."""
 
@@ -218,6 +258,7 @@ class _BaseResponse:
         self._status = Status.PENDING
         self._transcript = Transcript()
         self._final: _Final | None = None
+        self._summary: dict[str, Any] | None = None
         self._usage = Usage()
         self._start: float | None = None
         self._first_chunk: float | None = None
@@ -225,7 +266,7 @@ class _BaseResponse:
         self._start_utc: _dt.datetime | None = None
         self._streamer: Any = None
         self._lock = threading.Lock()
-        self._done = threading.Event()
+        self._done = _Done()
         self._wake_on_finish: list[Callable[[], Any]] = []
         self._done_callbacks: list[Observer] = []
 
@@ -265,6 +306,15 @@ class _BaseResponse:
     def recorded_usage(self) -> Usage:
         """The usage the model has reported so far, without waiting for the end."""
         return self._usage
+
+    def elapsed_ms(self) -> int:
+        """Milliseconds from the start to the end (or until now, while streaming); never waits."""
+        return self._duration()
+
+    @property
+    def started_utc(self) -> _dt.datetime | None:
+        """When the model was started (UTC), None before."""
+        return self._start_utc
 
     def set_usage(self, *, input: int | None = None, output: int | None = None,
                   details: dict[str, Any] | None = None) -> None:
@@ -465,7 +515,18 @@ class _BaseResponse:
         return self._start_utc.isoformat() if self._start_utc else ""
 
     def to_dict(self) -> dict[str, Any]:
-        """Provenance (no key, no attachment bytes); complete once the response has finished."""
+        """Provenance (no key, no attachment bytes); complete once the response has finished.
+
+        A finished response's record never changes, so it is made once (treat it as read-only).
+        """
+        summary = self._summary
+        if summary is None:
+            summary = self._describe()
+            if self._final is not None:
+                self._summary = summary
+        return summary
+
+    def _describe(self) -> dict[str, Any]:
         usage = self._usage
         return {
             "id": self.id, "model": self.model.model_id, "status": self._status.value,

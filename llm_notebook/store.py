@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -31,7 +31,8 @@ from .migrations import MIGRATIONS
 
 DATABASE_FILE = "logs.db"  # the name the first releases gave the log, kept so it is found
 BUSY_TIMEOUT = 5.0  # seconds SQLite waits for another connection's lock, per attempt
-GATHER = 0.1  # seconds the writer gathers rows after the first before writing them all
+GATHER = 0.1  # seconds the writer waits for more rows after the last one came
+LONGEST_DELAY = 0.7  # seconds a row may wait while rows keep coming (a burst of answers)
 READ_WAIT = 10.0  # seconds a read waits for queued rows before it reads what is there
 EXIT_WAIT = 10.0  # seconds the interpreter's exit waits for queued rows
 # Rows bound to one INSERT: few statements a batch, and few distinct ones to prepare.
@@ -150,14 +151,18 @@ def _user_version(connection: sqlite3.Connection) -> int:
 
 
 def write(feature: Feature, insert: Insert, row: Sequence[Any], *, key: str,
-          path: Path | None = None) -> None:
+          path: Path | None = None,
+          make: Callable[[Sequence[Any]], Sequence[Any]] | None = None) -> None:
     """Queue one row (values in `insert.columns` order); never raises, never waits on SQLite.
 
-    `key` names the row in warnings (a response id, a cache key). The row is written within a
-    fraction of a second, at exit at the latest, to `path` (default: `database_path()` now).
+    With `make`, `row` is what the writer thread makes the row from (`make(row)`), so the caller
+    pays nothing for encoding it. `key` names the row in warnings (a response id, a cache key).
+    The row is written within a fraction of a second (at most LONGEST_DELAY after it, while rows
+    keep coming), at exit at the latest, to `path` (default: `database_path()` now).
     """
     try:
-        _writer.put((feature, path or database_path(), insert, row, key))
+        _writer.put((feature, path or database_path(), insert,
+                     row if make is None else _Unmade(make, row), key))
     except Exception as exc:  # a user directory that cannot be created; a shutting-down interpreter
         warn_once(feature, f"could not write {feature.name} ({type(exc).__name__}: {exc}); "
                            f"the answer is unaffected. {feature.remedy}")
@@ -238,6 +243,28 @@ def _write_one(connection: sqlite3.Connection, item: tuple) -> None:
                            f"({type(exc).__name__}: {exc}); it was skipped, the others were kept")
 
 
+class _Unmade(tuple):
+    """A row still to be made: (make, values)."""
+
+    __slots__ = ()
+
+    def __new__(cls, make: Callable, values: Sequence[Any]) -> _Unmade:
+        return super().__new__(cls, (make, values))
+
+
+def _made(item: tuple) -> tuple | None:
+    """The item with its row made, if it was queued unmade; None if making it failed."""
+    feature, path, insert, row, key = item
+    if type(row) is not _Unmade:
+        return item
+    try:
+        return feature, path, insert, tuple(row[0](row[1])), key
+    except Exception as exc:  # this row only
+        warn_once(feature, f"could not describe {feature.item} {key} for {feature.name} "
+                           f"({type(exc).__name__}: {exc}); it was skipped, the others were kept")
+        return None
+
+
 def _redacted(item: tuple) -> tuple:
     """The row with every key this process knows masked: no key reaches the database."""
     feature, path, insert, row, key = item
@@ -290,17 +317,32 @@ class _Writer:
         self._hurry.set()
         return written.wait(timeout)
 
+    def _drain(self, batch: list) -> bool:
+        """Move what is queued into `batch`; whether anything was."""
+        before = len(batch)
+        while True:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                return len(batch) > before
+
+    def _gather(self) -> list:
+        """The next batch: rows keep being gathered while they keep coming (the writer stays off
+        the interpreter lock during a burst of answers), for at most LONGEST_DELAY."""
+        batch = [self._queue.get()]
+        first = time.monotonic()
+        while not self._hurry.wait(GATHER):  # flush() cuts the wait short
+            if not self._drain(batch) or time.monotonic() - first >= LONGEST_DELAY:
+                break
+        self._hurry.clear()
+        self._drain(batch)
+        return batch
+
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            self._hurry.wait(GATHER)  # flush() cuts the wait short
-            self._hurry.clear()
-            while True:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            rows = [item for item in batch if type(item) is tuple]
+            batch = self._gather()
+            rows = [_made(item) for item in batch if type(item) is tuple]
+            rows = [item for item in rows if item is not None]
             try:
                 if known_secrets():
                     rows = [_redacted(item) for item in rows]

@@ -175,15 +175,18 @@ class Transcript:
     def parts(self) -> list[Part]:
         """The parts so far, in the order first seen; withheld reasoning first, as llm puts it."""
         parts = [slot.part() for slot in list(self._slots.values())]
-        hidden = [p for p in parts if isinstance(p, ReasoningPart) and p.redacted and not p.text]
-        return hidden + [p for p in parts if not any(p is h for h in hidden)]
+        hidden = [isinstance(p, ReasoningPart) and p.redacted and not p.text for p in parts]
+        if not any(hidden):
+            return parts
+        return ([p for p, withheld in zip(parts, hidden) if withheld]
+                + [p for p, withheld in zip(parts, hidden) if not withheld])
 
     def messages(self) -> list[Message]:
         """The answer as assistant messages (usually one; providers may send several)."""
         grouped: dict[int, list[Part]] = {}
         for slot in list(self._slots.values()):
             grouped.setdefault(slot.message_index, []).append(slot.part())
-        return [Message(role="assistant", parts=parts) for parts in grouped.values()] or []
+        return [Message(role="assistant", parts=parts) for parts in grouped.values()]
 
     def reasoning(self) -> str:
         return "".join("".join(slot.chunks) for slot in list(self._slots.values())

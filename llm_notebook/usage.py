@@ -73,10 +73,24 @@ class SessionUsage:
     def record(self, summary: dict[str, Any]) -> None:
         """Add one response, given as its `to_dict()` (works for sync and async responses)."""
         usage = summary["usage"]
+        self._add(summary["model"], usage["input"], usage["output"], usage["details"],
+                  summary["duration_ms"])
+
+    def record_response(self, response: Any) -> None:
+        """Add one finished response (what every response does as it finishes: kept cheap)."""
+        usage = response.recorded_usage()
+        self._add(response.model.model_id, usage.input, usage.output, usage.details,
+                  response.elapsed_ms())
+
+    def _add(self, model: str, input: int | None, output: int | None,
+             details: dict[str, Any] | None, duration_ms: int) -> None:
         with self._lock:
-            entry = self._by_model.setdefault(summary["model"], ModelUsage(summary["model"]))
-            entry.add(usage["input"], usage["output"], usage["details"], summary["duration_ms"])
-        self._notify()
+            entry = self._by_model.get(model)
+            if entry is None:
+                entry = self._by_model[model] = ModelUsage(model)
+            entry.add(input, output, details, duration_ms)
+        if self._observers:
+            self._notify()
 
     def reset(self) -> None:
         with self._lock:

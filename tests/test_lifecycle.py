@@ -75,8 +75,9 @@ def test_stopping_a_sync_model_blocked_inside_a_chunk_ends_the_answer_at_once():
     model = Blocking()
     response = model.prompt("go")
     seen = []
-    handle = runner.start(response, on_chunk=seen.append)
-    assert model.inside.wait(10)
+    first = threading.Event()
+    handle = runner.start(response, on_chunk=lambda chunk: (seen.append(chunk), first.set()))
+    assert model.inside.wait(10) and first.wait(10)
     handle.cancel()
     # the answer ends now, while the model is still blocked
     assert handle.result(10) is response
