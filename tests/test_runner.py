@@ -190,14 +190,15 @@ server = SlowServer(interval=0.05, words=200).start()
 _, model = loopback_models(server.url)
 response = model.prompt("long")
 chunks = []
-threading.Timer(0.6, os.kill, (os.getpid(), signal.SIGINT)).start()
 try:
     for chunk in runner.{call}:
         chunks.append(chunk)
+        if len(chunks) == 3:  # a kernel interrupt, once the answer is streaming
+            os.kill(os.getpid(), signal.SIGINT)
     outcome = "finished"
 except KeyboardInterrupt:
     outcome = "KeyboardInterrupt"
-time.sleep(0.3)  # the server notices the closed stream at its next write
+server.wait_for(lambda s: s.in_flight == 0)  # it notices the closed stream at its next write
 print(json.dumps({{"outcome": outcome, "status": response.status, "text": response.text_or_raise(),
                   "seen": len(chunks), "hang_ups": server.hang_ups,
                   "in_flight": server.in_flight, "running": len(runner.running())}}))
@@ -268,12 +269,23 @@ def test_a_second_reader_of_a_streaming_async_response_waits_for_the_whole_text(
 
 
 def test_awaiting_a_response_streaming_on_the_runner_from_another_loop():
-    response = llm_notebook.get_async_model("echo").prompt("far away", delay=0.01)
+    release = threading.Event()
+
+    class Gated(llm_notebook.AsyncModel):
+        model_id = "gated"
+
+        async def execute(self, prompt, stream, response, conversation):
+            yield "far "
+            await asyncio.get_running_loop().run_in_executor(None, release.wait, 30)
+            yield "away"
+
+    response = Gated().prompt("x")
     first = threading.Event()
     handle = runner.start(response, on_chunk=lambda chunk: first.set())
-    assert first.wait(5) and not handle.done()
+    assert first.wait(10) and not handle.done()
+    threading.Timer(0.05, release.set).start()  # lets it finish while another loop awaits it
     text = asyncio.run(response.text())
-    assert handle.done() and text == response.text_or_raise() and "far away" in text
+    assert handle.result(10) is response and text == response.text_or_raise() == "far away"
 
 
 def test_text_from_another_thread_waits_while_a_thread_streams():

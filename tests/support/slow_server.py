@@ -20,10 +20,15 @@ class _Server(ThreadingHTTPServer):
 
 
 class SlowServer:
-    def __init__(self, delay: float = 0.0, interval: float = 0.0, words: int = 5) -> None:
+    """`hold_until=N` keeps every request waiting until N are in flight at once (or 30 s pass),
+    so a test of concurrency needs no timing; `wait_for(condition)` waits on the counts."""
+
+    def __init__(self, delay: float = 0.0, interval: float = 0.0, words: int = 5,
+                 hold_until: int = 0) -> None:
         self.delay, self.interval, self.words = delay, interval, words
+        self.hold_until = hold_until
         self.requests = self.in_flight = self.most_in_flight = self.hang_ups = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
@@ -36,16 +41,25 @@ class SlowServer:
         self._server.shutdown()
         self._server.server_close()
 
+    def wait_for(self, condition, timeout: float = 30.0) -> bool:
+        """Wait until `condition(server)` holds (it is checked whenever a count changes)."""
+        with self._lock:
+            return self._lock.wait_for(lambda: condition(self), timeout)
+
     def _count(self, change: int) -> None:
         with self._lock:
             self.in_flight += change
             if change > 0:
                 self.requests += 1
                 self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            self._lock.notify_all()
+        if change > 0 and self.hold_until:
+            self.wait_for(lambda s: s.most_in_flight >= s.hold_until)
 
     def _hung_up(self) -> None:
         with self._lock:
             self.hang_ups += 1
+            self._lock.notify_all()
 
 
 def _handler_for(server: SlowServer) -> type[BaseHTTPRequestHandler]:
