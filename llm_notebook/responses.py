@@ -43,8 +43,8 @@ if TYPE_CHECKING:
     from .attachments import Attachment
     from .models import _BaseConversation, _BaseModel
 
-__all__ = ["AsyncResponse", "ObserverWarning", "Prompt", "Response", "Status", "Usage",
-           "on_finish"]
+__all__ = ["AsyncResponse", "ObserverWarning", "Prompt", "Recorded", "Response", "Status", "Usage",
+           "on_finish", "on_start"]
 
 
 class Status(str, enum.Enum):
@@ -178,6 +178,37 @@ Observer = Callable[["Response | AsyncResponse"], Any]
 _observers: list[Observer] = []
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """A whole answer recorded earlier (by the answer cache), replayed instead of asking the model.
+
+    `chunks` are what execute() yielded, in order (text and StreamEvents); `about` says where the
+    answer came from, for the response's provenance (`response.replayed`).
+    """
+
+    chunks: tuple[Any, ...]
+    usage: Usage = Usage()
+    resolved_model: str | None = None
+    tool_calls: tuple[Any, ...] = ()
+    response_json: Any = None
+    about: dict[str, Any] | None = None
+
+
+StartHook = Callable[["Response | AsyncResponse"], "Recorded | None"]
+_start_hooks: list[StartHook] = []
+
+
+def on_start(hook: StartHook) -> Callable[[], None]:
+    """Call `hook(response)` as each response starts, before its model is asked.
+
+    The hook may return a `Recorded` answer, which the response replays instead of calling the
+    model (the answer cache), or raise an LLMNotebookError to refuse the request before anything
+    is sent (a budget); the response then fails with that message. Returns an unsubscriber.
+    """
+    _start_hooks.append(hook)
+    return lambda: _start_hooks.remove(hook) if hook in _start_hooks else None
+
+
 def on_finish(observer: Observer) -> Callable[[], None]:
     """Call `observer(response)` after every response finishes (done, interrupted or failed).
 
@@ -252,6 +283,8 @@ class _BaseResponse:
         self._key = key
         self.response_json: Any = None
         self.resolved_model: str | None = None
+        #: Where a replayed answer came from (see `Recorded`); None when the model answered.
+        self.replayed: dict[str, Any] | None = None
         self.error: str | None = None
         self._tool_calls: list[Any] = []
         self.log_enabled = settings.log
@@ -474,6 +507,20 @@ class _BaseResponse:
         self._finish(Status.ERROR, str(wrapped))
         return wrapped
 
+    def _recorded(self) -> Recorded | None:
+        """The answer a start hook supplies instead of the model, if any (hooks may refuse)."""
+        for hook in list(_start_hooks):
+            recorded = hook(self)
+            if recorded is not None:
+                self.set_usage(input=recorded.usage.input, output=recorded.usage.output,
+                               details=recorded.usage.details)
+                self.resolved_model = recorded.resolved_model
+                self._tool_calls = list(recorded.tool_calls)
+                self.response_json = recorded.response_json
+                self.replayed = recorded.about or {}
+                return recorded
+        return None
+
     def _execute_kwargs(self) -> dict[str, Any]:
         kwargs = {"prompt": self.prompt, "stream": self.stream, "response": self,
                   "conversation": self.conversation}
@@ -535,7 +582,7 @@ class _BaseResponse:
             "attachments": [a.metadata() for a in self.attachments],
             "text": self.text_so_far(),
             "usage": {"input": usage.input, "output": usage.output, "details": usage.details},
-            "resolved_model": self.resolved_model,
+            "resolved_model": self.resolved_model, "replayed": self.replayed,
             "parts": [part.to_dict() for part in self.parts_so_far()],
             "tool_calls": [dataclasses.asdict(call) for call in self._tool_calls],
             "duration_ms": self._duration(), "first_chunk_ms": self.first_chunk_ms(),
@@ -563,7 +610,9 @@ class Response(_BaseResponse):
         chunks = None
         with self._recording_the_end():
             try:
-                chunks = self._as_running_model(self.model.execute, **self._execute_kwargs())
+                recorded = self._recorded()
+                chunks = (recorded.chunks if recorded is not None else
+                          self._as_running_model(self.model.execute, **self._execute_kwargs()))
                 chunks = iter([chunks] if isinstance(chunks, str) else chunks)
                 while (chunk := self._as_running_model(next, chunks, _NO_MORE)) is not _NO_MORE:
                     text = self._keep(chunk)
@@ -654,7 +703,9 @@ class AsyncResponse(_BaseResponse):
         chunks = None
         with self._recording_the_end():
             try:
-                chunks = self._as_running_model(self.model.execute, **self._execute_kwargs())
+                recorded = self._recorded()
+                chunks = (_replay(recorded.chunks) if recorded is not None else
+                          self._as_running_model(self.model.execute, **self._execute_kwargs()))
                 while True:
                     token = prompt_key.set((self.model, self._key))
                     try:

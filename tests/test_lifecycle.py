@@ -236,3 +236,38 @@ def test_status_is_an_enum_that_reads_as_its_name():
     assert response.status is Status.PENDING and response.status == "pending"
     response.text()
     assert f"{response.status}" == "done" and response.to_dict()["status"] == "done"
+
+
+def test_a_start_hook_can_answer_from_a_record_or_refuse_before_the_model_is_asked():
+    from llm_notebook.errors import LLMNotebookError
+    from llm_notebook.parts import StreamEvent
+    from llm_notebook.responses import Recorded, Usage, on_start
+
+    class Refused(LLMNotebookError):
+        pass
+
+    def hook(response):
+        if response.prompt.prompt == "refuse":
+            raise Refused("over budget: nothing was sent")
+        if response.prompt.prompt == "known":
+            return Recorded(chunks=(StreamEvent("reasoning", "r"), "from ", "the record"),
+                            usage=Usage(input=3, output=2), resolved_model="echo-1",
+                            about={"key": "k1"})
+        return None
+
+    model = Counting()
+    unsubscribe = on_start(hook)
+    try:
+        known = model.prompt("known")
+        assert known.text() == "from the record" and model.runs == 0
+        assert known.usage() == Usage(input=3, output=2) and known.replayed == {"key": "k1"}
+        assert known.to_dict()["resolved_model"] == "echo-1"
+        refused = model.prompt("refuse")
+        with pytest.raises(Refused, match="over budget"):
+            refused.text()
+        assert refused.status == "error" and model.runs == 0
+        assert model.prompt("other").text() == "x" and model.runs == 1
+        async_known = llm_notebook.get_async_model("echo").prompt("known")
+        assert runner.run(async_known.text()) == "from the record"
+    finally:
+        unsubscribe()
