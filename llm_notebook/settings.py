@@ -27,6 +27,9 @@ class Settings:
     read_timeout: float = 300.0
     #: Times an HTTP model request is retried on 429 and 5xx answers, before any text has streamed.
     max_retries: int = 3
+    #: Show images in model answers that load from a server (an answer could send notebook data
+    #: out in an image's address); when False they are shown as links. data: images always show.
+    remote_images: bool = False
     #: Seconds an HTTP model's whole answer may take, retries included; None = no limit.
     answer_timeout: float | None = None
     #: Largest attachment fetched from a URL, in bytes.
