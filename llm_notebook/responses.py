@@ -219,12 +219,15 @@ def on_finish(observer: Observer) -> Callable[[], None]:
     return lambda: _observers.remove(observer) if observer in _observers else None
 
 
-def _guarded(what: str, step: Callable[[], Any]) -> None:
+def _guarded(step: Callable[..., Any], *args: Any, what: str = "") -> None:
+    """`step(*args)`; a failure is one warning naming the step (described only if it failed)."""
     try:
-        step()
+        step(*args)
     except Exception as exc:  # a side effect must never undo a finished answer
-        warnings.warn(f"llm_notebook: {what} failed ({type(exc).__name__}: {exc}); the answer "
-                      "itself is complete", ObserverWarning, stacklevel=3)
+        name = what or getattr(step, "__qualname__", repr(step))
+        about = f" of response {args[0].id}" if args and hasattr(args[0], "id") else ""
+        warnings.warn(f"llm_notebook: {name}{about} failed ({type(exc).__name__}: {exc}); the "
+                      "answer itself is complete", ObserverWarning, stacklevel=3)
 
 
 @dataclass(frozen=True)
@@ -392,7 +395,7 @@ class _BaseResponse:
             if not self._done.is_set():
                 self._done_callbacks.append(callback)
                 return
-        _guarded(f"a callback of response {self.id}", lambda: callback(self))
+        _guarded(callback, self)
 
     def interrupt(self, reason: str = "stopped before the end") -> bool:
         """End the answer now, keeping its text, from any thread; False if it had already ended.
@@ -458,12 +461,11 @@ class _BaseResponse:
             wake, self._wake_on_finish = self._wake_on_finish, []
             callbacks, self._done_callbacks = self._done_callbacks, []
         for step in wake:
-            _guarded(f"waking a reader of response {self.id}", step)
-        for observer in list(_observers):
-            _guarded(f"{getattr(observer, '__qualname__', observer)} for response {self.id}",
-                     lambda observer=observer: observer(self))
+            _guarded(step, what=f"waking a reader of response {self.id}")
+        for observer in tuple(_observers):
+            _guarded(observer, self)
         for callback in callbacks:
-            _guarded(f"a callback of response {self.id}", lambda callback=callback: callback(self))
+            _guarded(callback, self)
         return True
 
     def _belongs_in_conversation(self) -> bool:
