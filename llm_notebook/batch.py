@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import runner
-from .errors import LLMNotebookError
+from .errors import LLMNotebookError, ModelError
 from .responses import Usage
 
 __all__ = ["MapInterrupted", "MapResult", "TemplateError", "last_map", "map"]
@@ -303,14 +303,12 @@ async def _answer(batch: _Batch, position: int) -> None:
             await asyncio.sleep(RETRY_DELAY * 2 ** (attempt - 1))
         try:
             response = batch.new_response(position)
-        except Exception as exc:
-            error = exc
-            continue
-        batch.attempts[position].append(response)
-        try:
+            batch.attempts[position].append(response)
             await runner.consume(response)
         except Exception as exc:
             error = exc
+            if isinstance(exc, ModelError) and not exc.retryable:
+                break  # asking again cannot help, or the HTTP layer has already retried
             continue
         batch.texts[position] = response.text_or_raise()
         return

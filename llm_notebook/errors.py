@@ -8,7 +8,15 @@ class LLMNotebookError(Exception):
 
 
 class ModelError(LLMNotebookError):
-    """A model (or the server behind it) could not produce an answer."""
+    """A model (or the server behind it) could not produce an answer.
+
+    `retryable` is False when asking again cannot help, or the HTTP layer has already retried:
+    `map` then records the failure instead of asking again.
+    """
+
+    def __init__(self, *args: object, retryable: bool = True) -> None:
+        super().__init__(*args)
+        self.retryable = retryable
 
 
 class NeedsKeyException(ModelError):
