@@ -2,7 +2,7 @@
 
 `add_openai_endpoint()` registers an endpoint's models at run time; `openai_endpoints.json` in the
 user directory lists endpoints to register whenever the plugins load (no network at load time, so
-the file names its models).
+the file names its models): the default plugin `default_plugins.openai_endpoints` does that.
 """
 
 from __future__ import annotations
@@ -13,8 +13,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import http
+from .default_plugins.openai_compat import chat_models
 from .errors import ModelError
 from .paths import user_dir
+from .plugins import PluginWarning, register
 
 ENDPOINTS_FILE = "openai_endpoints.json"
 #: Where the usual local servers listen by default.
@@ -43,12 +46,10 @@ def resolve_base_url(base_url: str) -> tuple[str, str]:
 
 def list_endpoint_models(base_url: str, api_key: str | None = None) -> list[str]:
     """The model ids that the server's `GET /models` lists."""
-    from . import http
-
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     request = http.Request(f"{base_url}/models", method="GET", headers=headers, secret=api_key,
                            key_hint="Give the endpoint's key with api_key=... or api_key_env=...")
-    body = http.read_json(http.open_response(request), request)
+    body = http.get_json(request)
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, list):
         raise request.error(f"{request.url} did not list models (no 'data' list in its answer)")
@@ -72,8 +73,6 @@ def _aliases_by_model(aliases, model_ids: list[str]) -> dict[str, tuple[str, ...
 def _register_endpoint(register, base_url: str, *, name: str | None, models: Iterable[str] | None,
                        api_key: str | None, api_key_env: str | None, vision: bool,
                        aliases: Any) -> list[str]:
-    from .default_plugins.openai_compat import chat_models
-
     url, default_name = resolve_base_url(base_url)
     name = name or default_name
     model_ids = list(models) if models is not None else list_endpoint_models(url, api_key)
@@ -102,8 +101,6 @@ def add_openai_endpoint(base_url: str, *, name: str | None = None,
     variable holding the key (a key stored with `set_key(name, ...)` works too); `vision=True`
     lets the models take images; `aliases` maps model ids to aliases.
     """
-    from .plugins import register
-
     try:
         return _register_endpoint(register, base_url, name=name, models=models, api_key=api_key,
                                   api_key_env=api_key_env, vision=vision, aliases=aliases)
@@ -117,8 +114,6 @@ def endpoints_path():
 
 def register_configured_endpoints(register) -> None:
     """Register the endpoints listed in the user's `openai_endpoints.json`; a bad entry warns."""
-    from .plugins import PluginWarning
-
     path = endpoints_path()
     if not path.exists():
         return

@@ -1,26 +1,33 @@
-"""HTTP for the model plugins: pooled clients, retries before any output, errors users can act on.
+"""One HTTP wire loop for the sync and async models.
 
-httpx is imported inside the functions, so loading the plugins (which happens on the first model
-lookup) stays cheap.
+The loop is written once, as a generator of steps (sans-IO): it says what to do next (send the
+request, read the body, stream the events, sleep, close) and decides from what happened:
+following same-origin 307/308 redirects, retrying 429/5xx answers and error events that come
+before any text (honouring Retry-After), mapping failures to one-line errors, ending a stream
+when its protocol says it is done and keeping the answer within `settings.answer_timeout`.
+`run` does the steps' I/O blocking and `arun` on the running event loop; only their innermost
+loop over the events exists twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
+import collections
+import contextlib
 import email.utils
-import html
 import json
 import random
-import re
-import threading
 import time
-import weakref
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, NamedTuple
+from urllib.parse import urljoin, urlsplit
 
+from .deadlines import Deadline, cut_off
 from .errors import ModelError
+from .http_errors import (KEPT, after_retries, deadline_error, malformed, not_a_stream,
+                          not_json, redirect_error, server_message, status_error, transport_error)
+from .http_pools import async_client, sync_client, timeout
 from .keys import redact
 from .settings import settings
 
@@ -30,7 +37,21 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
 FIRST_BACKOFF = 1.0
 #: A server asking for a longer wait than this gets an error instead of a frozen notebook.
 LONGEST_WAIT = 60.0
-_USER_AGENT = "llm_notebook"
+#: Same-origin 307/308 redirects followed in a row before giving up.
+MAX_REDIRECTS = 5
+#: Seconds a stream that said it is done may take to end its HTTP body, which lets its
+#: connection be reused; a server that holds the socket open instead is cut off after this.
+END_OF_BODY_GRACE = 0.1
+#: HTTP statuses that the error types sent inside streams stand for (OpenAI's and Anthropic's),
+#: so that an error event is retried exactly when the same failure as a status would be.
+ERROR_TYPE_STATUS = {"overloaded_error": 529, "api_error": 500, "rate_limit_error": 429,
+                     "server_error": 500, "rate_limit_exceeded": 429}
+
+
+def origin(url: str) -> str:
+    """scheme://host:port of `url`."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 @dataclass
@@ -50,154 +71,191 @@ class Request:
 
     @property
     def origin(self) -> str:
-        """scheme://host:port: the pool key, so each endpoint keeps its own connections."""
-        parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.netloc}"
+        """The pool key, so each endpoint keeps its own connections."""
+        return origin(self.url)
 
-    def error(self, message: str) -> ModelError:
+    def error(self, message: str, *, retryable: bool = True) -> ModelError:
         """A ModelError whose message can never carry the key."""
-        return ModelError(redact(message, self.secret))
+        return ModelError(redact(message, self.secret), retryable=retryable)
 
 
-# -- client pools ------------------------------------------------------------------------------
-_lock = threading.Lock()
-_sync_clients: dict[str, Any] = {}
-_async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+class ErrorEvent(Exception):
+    """An error the server reported inside the stream; the wire loop retries or raises it."""
+
+    def __init__(self, message: str, status: int | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
 
 
-def timeout():
-    """The connect and read timeouts of `settings`, read at each use so changes apply at once."""
+def error_status(data: Any) -> int | None:
+    """The HTTP status an error event stands for: its numeric `code` (vLLM), else its `type`."""
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return None
+    code = error.get("code")
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code
+    for name in (error.get("type"), code):
+        if isinstance(name, str) and name in ERROR_TYPE_STATUS:
+            return ERROR_TYPE_STATUS[name]
+    return None
+
+
+def error_event(data: Any) -> ErrorEvent:
+    return ErrorEvent(server_message(data), error_status(data))
+
+
+# -- the steps a driver carries out ---------------------------------------------------------------
+@dataclass(slots=True)
+class Send:
+    """Send the request; the reply once its headers are in, its body not read yet."""
+
+    request: Request
+    deadline: Deadline
+
+    def build(self, client):
+        request = self.request
+        return client.build_request(request.method, request.url, json=request.body,
+                                    headers=request.headers, timeout=timeout(self.deadline))
+
+
+@dataclass(slots=True)
+class Stream:
+    """Feed the reply's server-sent events to `reader`, handing on their text, until the reader
+    is done or the events end; the events' iterator comes back, to read the rest with `Drain`."""
+
+    reply: Any
+    reader: Any
+
+
+Read = NamedTuple("Read", [("reply", Any)])  # the whole body (which also closes the reply)
+Drain = NamedTuple("Drain", [("events", Any)])  # the rest of a stream that is done
+Close = NamedTuple("Close", [("reply", Any)])
+Sleep = NamedTuple("Sleep", [("seconds", float)])
+Emit = NamedTuple("Emit", [("value", Any)])  # hand the value on, as the answer
+
+
+Steps = Generator[Any, Any, None]
+
+
+# -- the wire loop ---------------------------------------------------------------------------------
+def exchange(request: Request, *, new_reader: Callable[[], Any] | None = None,
+             read_body: Callable[[Any], Any] = lambda body: body) -> Steps:
+    """The steps of one answer. With `new_reader` (a fresh stream reader for each try) the answer
+    is streamed and its text handed on as it comes; without, the JSON body is read and
+    `read_body(body)` emitted."""
+    deadline = Deadline(settings.answer_timeout, "answer_timeout")
+    if new_reader is None:
+        reply = yield from _accepted(request, deadline)
+        yield from _guarded(Read(reply), request, deadline)
+        yield Emit(read_body(_decode_json(reply, request)))
+        return
+    while True:
+        reply = yield from _accepted(request, deadline)
+        reader = new_reader()
+        try:
+            events = yield from _guarded(Stream(reply, reader), request, deadline, streaming=True)
+        except ErrorEvent as event:
+            failure = event
+        else:
+            break
+        if reader.started:  # text already shown must not be repeated by a second answer
+            raise request.error(f"The server reported an error mid-answer: {failure.message}."
+                                f"{KEPT}")
+        yield Close(reply)
+        yield Sleep(_retry_wait(request, deadline, failure.status, None,
+                                lambda note: _event_error(failure, request, note)))
+    if reader.done:
+        with cut_off(reply, time.monotonic() + END_OF_BODY_GRACE):
+            with contextlib.suppress(Exception):  # the answer is whole: what follows is noise
+                yield Drain(events)
+    elif deadline.passed():  # the cut ended the body as if the server had
+        raise deadline_error(request, deadline, streaming=True)
+    reader.end()
+
+
+def _guarded(step, request: Request, deadline: Deadline, *, streaming: bool = False):
+    """Carry out `step` on a reply, cut off at the deadline; network trouble becomes an error."""
+    import httpx
+    from httpx_sse import SSEError
+
+    with cut_off(step.reply, deadline.at):
+        try:
+            return (yield step)
+        except SSEError as exc:
+            raise not_a_stream(step.reply, request, exc) from None
+        except httpx.HTTPError as exc:
+            if deadline.passed():
+                raise deadline_error(request, deadline, streaming=streaming) from None
+            raise transport_error(exc, request, streaming=streaming) from None
+
+
+def _accepted(request: Request, deadline: Deadline):
+    """Send `request` until a reply with a success status: same-origin 307/308 redirects are
+    followed and statuses worth another try waited out; any other status is an error."""
     import httpx
 
-    return httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
-
-
-def sync_client(origin: str):
-    """The one `httpx.Client` of an endpoint, created on first use and reused by every prompt."""
-    client = _sync_clients.get(origin)
-    if client is None:
-        import httpx
-
-        with _lock:
-            client = _sync_clients.get(origin)
-            if client is None:
-                if not _sync_clients:
-                    atexit.register(close_sync_clients)
-                client = httpx.Client(headers={"User-Agent": _USER_AGENT}, timeout=timeout())
-                _sync_clients[origin] = client
-    return client
-
-
-def close_sync_clients() -> None:
-    """Close the pooled connections (at exit, so no socket is left for the garbage collector)."""
-    with _lock:
-        clients = list(_sync_clients.values())
-        _sync_clients.clear()
-    for client in clients:
-        client.close()
-
-
-async def async_client(origin: str):
-    """The `httpx.AsyncClient` of an endpoint for the running event loop.
-
-    Its connections belong to one loop, so each loop gets its own clients, closed when the loop
-    shuts down: the clients hold the loop, so a weak reference alone would never let it go.
-    """
-    import httpx
-
-    loop = asyncio.get_running_loop()
-    clients = _async_clients.get(loop)
-    if clients is None:
-        for old in [old for old in _async_clients if old.is_closed()]:  # closed without shutdown
-            del _async_clients[old]
-        clients = _async_clients[loop] = _LoopClients()
-        clients.closer = _close_with_loop(loop, clients)
-        await clients.closer.__anext__()
-    client = clients.get(origin)
-    if client is None:
-        client = clients[origin] = httpx.AsyncClient(headers={"User-Agent": _USER_AGENT},
-                                                     timeout=timeout())
-    return client
-
-
-class _LoopClients(dict):
-    """One loop's clients by origin, and the generator that closes them with the loop (held here
-    because the loop itself keeps only a weak reference to it)."""
-
-    closer: Any = None
-
-
-async def _close_with_loop(loop, clients: _LoopClients):
-    """Waits for the life of `loop`: shutting a loop down (as `asyncio.run` and long-lived
-    runners do) closes its unfinished async generators, and so this one closes the clients."""
-    try:
-        yield
-    finally:
-        _async_clients.pop(loop, None)
-        for client in clients.values():
-            await client.aclose()
-
-
-def _build(client, request: Request):
-    return client.build_request(request.method, request.url, json=request.body,
-                                headers=request.headers, timeout=timeout())
-
-
-# -- sending, with retries before any output ------------------------------------------------------
-def open_response(request: Request):
-    """Send `request`; the response once its status is a success, its body not read yet."""
-    import httpx
-
-    client = sync_client(request.origin)
+    redirects = 0
     while True:
         try:
-            response = client.send(_build(client, request), stream=True)
+            reply = yield Send(request, deadline)
         except httpx.HTTPError as exc:
+            if deadline.passed():
+                raise deadline_error(request, deadline) from None
             raise transport_error(exc, request) from None
-        if response.status_code < 400:
-            return response
-        try:
-            response.read()
-        except httpx.HTTPError:
-            pass
-        finally:
-            response.close()
-        time.sleep(_wait_before_retry(response, request))
+        if reply.status_code < 300:
+            return reply
+        with cut_off(reply, deadline.at), contextlib.suppress(httpx.HTTPError):
+            yield Read(reply)  # the body explains the status
+        if reply.status_code < 400:
+            _follow(reply, request, redirects)
+            redirects += 1
+        else:
+            yield Sleep(_retry_wait(request, deadline, reply.status_code,
+                                    retry_after(reply.headers),
+                                    lambda note: status_error(reply, request, note=note)))
 
 
-async def aopen_response(request: Request):
-    """`open_response` for async models, on the running loop's client."""
-    import httpx
-
-    client = await async_client(request.origin)
-    while True:
-        try:
-            response = await client.send(_build(client, request), stream=True)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, request) from None
-        if response.status_code < 400:
-            return response
-        try:
-            await response.aread()
-        except httpx.HTTPError:
-            pass
-        finally:
-            await response.aclose()
-        await asyncio.sleep(_wait_before_retry(response, request))
+def _follow(reply, request: Request, redirects: int) -> None:
+    """Point `request` where a redirect says, if it is one to follow: a 307 or 308 (which resend
+    the request as it is) to the same origin (so the key goes nowhere else)."""
+    location = reply.headers.get("location")
+    if reply.status_code not in (307, 308):
+        raise redirect_error(reply, request, location, "only 307 and 308 redirects are "
+                             "followed, since they resend the request as it is; give the "
+                             "address it names as the base URL instead")
+    target = urljoin(request.url, location) if location else None
+    if target is None or origin(target) != request.origin:
+        raise redirect_error(reply, request, location, "the request (and its key) is not sent "
+                             "to another address; if you trust it, give it as the base URL")
+    if redirects >= MAX_REDIRECTS:
+        raise redirect_error(reply, request, location,
+                             f"more than {MAX_REDIRECTS} redirects in a row, so it is not followed")
+    request.url = target
 
 
-def _wait_before_retry(response, request: Request) -> float:
-    """Seconds to wait before the next try (counted on `request`), or the error to raise when
-    there is none."""
-    if response.status_code not in RETRY_STATUSES or request.retries >= settings.max_retries:
-        raise status_error(response, request, retries=request.retries)
-    asked = retry_after(response.headers)
+def _retry_wait(request: Request, deadline: Deadline, status: int | None, asked: float | None,
+                refused: Callable[[str], ModelError]) -> float:
+    """Seconds to wait before trying `request` again (counted on it) after a failure standing for
+    HTTP `status`, of which the server asked to wait `asked`; `refused(note)` is the error when
+    there is no other try."""
+    if status not in RETRY_STATUSES or request.retries >= settings.max_retries:
+        raise refused("")
     if asked is not None and asked > LONGEST_WAIT:
-        raise status_error(response, request, retries=request.retries,
-                           note=f"the server asks to wait {asked:.0f} s before trying again")
+        raise refused(f"the server asks to wait {asked:.0f} s before trying again")
     wait = asked if asked is not None else backoff(request.retries)
+    if not deadline.allows(wait):
+        raise refused(f"waiting {wait:.1f} s to try again would pass {deadline.describe()}")
     request.retries += 1
     return wait
+
+
+def _event_error(event: ErrorEvent, request: Request, note: str) -> ModelError:
+    """An error event before any text, that is not (or no longer) worth another try."""
+    tried = after_retries(request.retries)
+    text = f"The server reported an error instead of an answer{tried}: {event.message}."
+    return request.error(text + (f" Note: {note}." if note else ""), retryable=False)
 
 
 def backoff(retries: int) -> float:
@@ -227,70 +285,11 @@ def retry_after(headers) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-# -- reading answers --------------------------------------------------------------------------------
-def read_json(response, request: Request) -> Any:
-    """The JSON body of a non-streamed answer."""
-    import httpx
-
+def _decode_json(reply, request: Request) -> Any:
     try:
-        response.read()
-    except httpx.HTTPError as exc:
-        raise transport_error(exc, request) from None
-    finally:
-        response.close()
-    return _decode_json(response, request)
-
-
-async def aread_json(response, request: Request) -> Any:
-    import httpx
-
-    try:
-        await response.aread()
-    except httpx.HTTPError as exc:
-        raise transport_error(exc, request) from None
-    finally:
-        await response.aclose()
-    return _decode_json(response, request)
-
-
-def _decode_json(response, request: Request) -> Any:
-    try:
-        return json.loads(response.content)
+        return json.loads(reply.content)
     except ValueError:
-        kind = response.headers.get("content-type", "no content type")
-        raise request.error(f"{request.url} answered with {kind}, not JSON: "
-                            f"{summarize(response.text)}") from None
-
-
-def iter_events(response, request: Request):
-    """The server-sent events of a streamed answer; a broken stream becomes a ModelError."""
-    import httpx
-    from httpx_sse import EventSource, SSEError
-
-    try:
-        yield from EventSource(response).iter_sse()
-    except SSEError as exc:
-        raise _not_a_stream(response, request, exc) from None
-    except httpx.HTTPError as exc:
-        raise transport_error(exc, request, streaming=True) from None
-
-
-async def aiter_events(response, request: Request):
-    import httpx
-    from httpx_sse import EventSource, SSEError
-
-    try:
-        async for event in EventSource(response).aiter_sse():
-            yield event
-    except SSEError as exc:
-        raise _not_a_stream(response, request, exc) from None
-    except httpx.HTTPError as exc:
-        raise transport_error(exc, request, streaming=True) from None
-
-
-def _not_a_stream(response, request: Request, exc: Exception) -> ModelError:
-    kind = response.headers.get("content-type", "no content type")
-    return request.error(f"{request.url} answered with {kind} instead of an event stream ({exc})")
+        raise not_json(reply, request) from None
 
 
 _scan_json = json.JSONDecoder().scan_once
@@ -313,105 +312,144 @@ def decode_event(data: str, request: Request) -> dict[str, Any]:
         except ValueError:
             value = None
     if type(value) is not dict:
-        raise request.error(f"The answer stream from {request.url} sent malformed data "
-                            f"{summarize(data)!r} where a JSON object belongs. "
-                            "The partial answer is kept.")
+        raise malformed(request, data, "where a JSON object belongs")
     return value
 
 
-# -- errors users can act on ----------------------------------------------------------------------
-_TAG = re.compile(r"<[^>]+>")
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-_INVISIBLE = re.compile(r"<(script|style)[^>]*>.*?</\1>", re.IGNORECASE | re.DOTALL)
+# -- the drivers ----------------------------------------------------------------------------------
+class _Progress:
+    """What both drivers keep: the steps, how the last one went (`result` or `error`), and what
+    was opened, to close at the end."""
+
+    def __init__(self, steps: Steps) -> None:
+        self.steps = steps
+        self.result: Any = None
+        self.error: Exception | None = None
+        self.replies: list[Any] = []
+        self.streams: list[Any] = []
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            try:
+                if self.error is not None:
+                    step = self.steps.throw(self.error)
+                else:
+                    step = self.steps.send(self.result)
+            except StopIteration:
+                return
+            self.result = self.error = None
+            yield step
+            opened = self.replies if type(step) is Send else self.streams
+            if self.result is not None and type(step) in (Send, Stream):
+                opened.append(self.result)
+
+    @contextlib.contextmanager
+    def step(self):
+        """Around one step: an exception it raises goes to the wire loop, which decides."""
+        try:
+            yield
+        except Exception as exc:
+            self.error = exc
+
+    def end(self) -> list[Any]:
+        """Stop the wire loop; the replies to close."""
+        self.steps.close()
+        return self.replies
 
 
-def summarize(text: str, limit: int = 300) -> str:
-    """Readable one-line text from a body that may be HTML (an error page from a proxy)."""
-    if "<" in text and ">" in text:
-        title = _TITLE.search(text)
-        text = title.group(1) if title else _TAG.sub(" ", _INVISIBLE.sub(" ", text))
-        text = html.unescape(text)
-    text = _one_line(text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _send(step: Send):
+    client = sync_client(step.request.origin)
+    return client.send(step.build(client), stream=True)
 
 
-def server_message(body: Any, fallback: str = "") -> str:
-    """The server's own explanation from an error body in the usual JSON shapes, on one line
-    (validation errors come indented over several) so that it reads as part of ours."""
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, str):
-            return _one_line(error)
-        if isinstance(error, dict):
-            for name in ("message", "detail", "msg"):
-                if isinstance(error.get(name), str):
-                    return _one_line(error[name])
-        if isinstance(body.get("detail"), str):
-            return _one_line(body["detail"])
-        return summarize(json.dumps(body))
-    return fallback
+_BLOCKING = {Send: _send, Read: lambda step: step.reply.read(),
+             Close: lambda step: step.reply.close(), Sleep: lambda step: time.sleep(step.seconds),
+             Drain: lambda step: collections.deque(step.events, maxlen=0)}
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+def run(steps: Steps) -> Iterator[Any]:
+    """Carry out `steps` blocking, on the endpoint's pooled client; yields what they hand on."""
+    from httpx_sse import EventSource
 
-
-def _response_message(response) -> str:
+    progress = _Progress(steps)
     try:
-        text = response.text
-    except Exception:  # body never read (stream closed early)
-        return ""
-    try:
-        return server_message(json.loads(text), summarize(text))
-    except ValueError:
-        return summarize(text)
+        for step in progress:
+            with progress.step():
+                if type(step) is Stream:
+                    reader, feed = step.reader, step.reader.feed
+                    progress.result = events = EventSource(step.reply).iter_sse()
+                    for event in events:
+                        text = feed(event)
+                        if text:
+                            reader.started = True
+                            yield text
+                        if reader.done:
+                            break
+                elif type(step) is Emit:
+                    yield step.value
+                else:
+                    progress.result = _BLOCKING[type(step)](step)
+    finally:
+        for events in progress.streams:
+            events.close()
+        for reply in progress.end():
+            reply.close()
 
 
-def status_error(response, request: Request, *, retries: int = 0, note: str = "") -> ModelError:
-    """An HTTP error status as a ModelError saying what to do next."""
-    status = response.status_code
-    message = _response_message(response) or response.reason_phrase
-    detail = f"HTTP {status} from {request.url}: {message}"
-    tried = after_retries(retries)
-    if status in (401, 403):
-        text = f"The API key was rejected ({detail}). {request.key_hint}".rstrip()
-    elif status == 404:
-        text = (f"Model {request.model_name!r} was not found, or the address is wrong ({detail}). "
-                "Check the model id and the endpoint's base URL.")
-    elif status == 429:
-        text = f"Rate limited{tried} ({detail}). Wait a moment and try again."
-    elif status >= 500:
-        text = f"The server failed{tried} ({detail}). Try again later."
-    else:
-        text = f"The request was refused ({detail})."
-    if note:
-        text += f" Note: {note}."
-    return request.error(text)
-
-
-def after_retries(retries: int) -> str:
-    """The "(after N retries)" of an error message; nothing when the first try failed."""
-    if not retries:
-        return ""
-    return f" (after {retries} {'retry' if retries == 1 else 'retries'})"
-
-
-def transport_error(exc: Exception, request: Request, *, streaming: bool = False) -> ModelError:
-    """A network failure as a ModelError naming the address and the setting that governs it."""
+async def _asend(step: Send):
+    """On the loop the whole wait for the headers can be bounded, not just each read of them."""
     import httpx
 
-    kept = " The partial answer is kept." if streaming else ""
-    if isinstance(exc, httpx.ConnectTimeout):
-        text = (f"Connecting to {request.origin} timed out after {settings.connect_timeout:g} s. "
-                "Check the address, or raise llm_notebook.settings.connect_timeout.")
-    elif isinstance(exc, httpx.ConnectError):
-        text = (f"Cannot connect to {request.url}: {exc}. Is the server running, and listening "
-                "at that address?")
-    elif isinstance(exc, httpx.ReadTimeout):
-        text = (f"{request.origin} sent nothing for {settings.read_timeout:g} s, so the answer was "
-                f"abandoned. Raise llm_notebook.settings.read_timeout for slow models.{kept}")
-    elif streaming:
-        text = f"The answer stream from {request.url} broke off ({type(exc).__name__}: {exc}).{kept}"
-    else:
-        text = f"The request to {request.url} failed ({type(exc).__name__}: {exc})."
-    return request.error(text)
+    client = await async_client(step.request.origin)
+    sending = client.send(step.build(client), stream=True)
+    if step.deadline.at is None:
+        return await sending
+    try:
+        return await asyncio.wait_for(sending, step.deadline.remaining())
+    except TimeoutError:
+        raise httpx.ReadTimeout("the answer's deadline passed before the reply came") from None
+
+
+async def _adrain(step: Drain) -> None:
+    async for _ in step.events:
+        pass
+
+
+_ON_LOOP = {Send: _asend, Read: lambda step: step.reply.aread(),
+            Close: lambda step: step.reply.aclose(),
+            Sleep: lambda step: asyncio.sleep(step.seconds), Drain: _adrain}
+
+
+async def arun(steps: Steps) -> AsyncIterator[Any]:
+    """`run` on the running event loop, with that loop's pooled client."""
+    from httpx_sse import EventSource
+
+    progress = _Progress(steps)
+    try:
+        for step in progress:
+            with progress.step():
+                if type(step) is Stream:
+                    reader, feed = step.reader, step.reader.feed
+                    progress.result = events = EventSource(step.reply).aiter_sse()
+                    async for event in events:
+                        text = feed(event)
+                        if text:
+                            reader.started = True
+                            yield text
+                        if reader.done:
+                            break
+                elif type(step) is Emit:
+                    yield step.value
+                else:
+                    progress.result = await _ON_LOOP[type(step)](step)
+    finally:
+        for events in progress.streams:
+            await events.aclose()
+        for reply in progress.end():
+            await reply.aclose()
+
+
+def get_json(request: Request) -> Any:
+    """The JSON body of a plain (not streamed) call, sent with the wire loop's retries."""
+    with contextlib.closing(run(exchange(request))) as values:
+        return next(values)

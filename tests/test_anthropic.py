@@ -131,7 +131,7 @@ def overloaded_before_any_text():
 @pytest.fixture
 def quick_backoff(monkeypatch):
     """Backoff without Retry-After starts at 1 s; the tests check the retries, not the wait."""
-    monkeypatch.setattr(llm_notebook.http, "FIRST_BACKOFF", 0.001)
+    monkeypatch.setattr("llm_notebook.http.FIRST_BACKOFF", 0.001)
 
 
 def test_overloaded_event_before_any_text_is_retried(llm_server, quick_backoff):
@@ -183,7 +183,7 @@ def test_malformed_or_non_object_data_mid_stream_keeps_the_partial_text(llm_serv
     events = anthropic_events(WORDS)[:4] + [("content_block_delta", data)]
     llm_server.queue(stream_reply(sse(events)))
     response = claude().prompt("Hello", key=KEY)
-    with pytest.raises(ModelError, match="malformed data .* where a JSON object belongs"):
+    with pytest.raises(ModelError, match="malformed data: .* where a JSON object belongs"):
         response.text()
     assert response.text() == "Claude "
 

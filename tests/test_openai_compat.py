@@ -326,7 +326,7 @@ def test_error_event_mid_stream(llm_server):
 
 
 def test_server_error_event_before_any_text_is_retried(llm_server, monkeypatch):
-    monkeypatch.setattr(llm_notebook.http, "FIRST_BACKOFF", 0.001)
+    monkeypatch.setattr("llm_notebook.http.FIRST_BACKOFF", 0.001)
     failing = [(None, openai_events(WORDS)[0][1]),  # the role chunk carries no text
                (None, {"error": {"message": "The server had an error", "type": "server_error"}})]
     llm_server.queue(stream_reply(sse(failing)), stream_reply(sse(openai_events(WORDS))))

@@ -7,12 +7,12 @@ from typing import Any
 
 from pydantic import Field
 
-from llm_notebook import hookimpl
-from llm_notebook.http import Request, decode_event, server_message
+from llm_notebook.http import Request, decode_event, error_event
+from llm_notebook.http_errors import malformed, server_message
 from llm_notebook.http_models import (AsyncHTTPModel, HTTPModel, StreamReader, chat_messages,
-                                      system_prompt)
-from llm_notebook.http_models import set_usage_from_counts
+                                      set_usage_from_counts, system_prompt)
 from llm_notebook.models import Options
+from llm_notebook.plugins import hookimpl
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 BASE_URL_ENV = "ANTHROPIC_BASE_URL"
@@ -59,19 +59,20 @@ def content_blocks(text: str | None, attachments) -> str | list[dict[str, Any]]:
     return blocks + ([{"type": "text", "text": text}] if text else [])
 
 
-def record_usage(response, usage: dict[str, Any] | None) -> None:
+def record_usage(response, request: Request, usage: dict[str, Any] | None) -> None:
     """input/output tokens; cache creation and cache read tokens as details."""
-    set_usage_from_counts(response, usage, input="input_tokens", output="output_tokens")
+    set_usage_from_counts(response, usage, request=request, input="input_tokens",
+                          output="output_tokens")
 
 
 class MessageStream(StreamReader):
-    """Reads a streamed message: text deltas, usage from message_start and message_delta."""
+    """Reads a streamed message: text deltas, usage from message_start and message_delta; the
+    answer is done at message_stop."""
 
     def __init__(self, response, request: Request) -> None:
         super().__init__(response, request)
         self.usage: dict[str, Any] = {}
         self.message: dict[str, Any] = {}
-        self.done = False
 
     def feed(self, event) -> str | None:
         kind = event.event
@@ -79,18 +80,21 @@ class MessageStream(StreamReader):
             return None
         data = decode_event(event.data, self.request)
         if kind == "content_block_delta":
-            delta = data.get("delta") or {}
-            return delta.get("text") if delta.get("type") == "text_delta" else None
+            delta = self.expect_object(data.get("delta"), "delta")
+            text = delta.get("text") if delta.get("type") == "text_delta" else None
+            if text is None or type(text) is str:
+                return text
+            raise self.malformed(event.data, "where the text should be a string")
         if kind == "message_start":
-            self.message = dict(data.get("message") or {})
-            self.usage.update(self.message.get("usage") or {})
+            self.message = dict(self.expect_object(data.get("message"), "message"))
+            self.usage.update(self.expect_object(self.message.get("usage"), "message.usage"))
         elif kind == "message_delta":
-            self.message.update(data.get("delta") or {})
-            self.usage.update(data.get("usage") or {})
+            self.message.update(self.expect_object(data.get("delta"), "delta"))
+            self.usage.update(self.expect_object(data.get("usage"), "usage"))
         elif kind == "message_stop":
             self.done = True
         elif kind == "error":
-            raise self.error_event(data)
+            raise error_event(data)
         return None
 
     def end(self) -> None:
@@ -98,7 +102,7 @@ class MessageStream(StreamReader):
             raise self.incomplete()
         self.message["usage"] = self.usage
         self.response.response_json = self.message
-        record_usage(self.response, self.usage)
+        record_usage(self.response, self.request, self.usage)
 
 
 class _Messages:
@@ -145,10 +149,17 @@ class _Messages:
         if not isinstance(body, dict) or not isinstance(body.get("content"), list):
             raise request.error(f"{request.url} answered without content: "
                                 f"{server_message(body, str(body)[:200])}")
+        texts = []
+        for block in body["content"]:
+            if type(block) is not dict:
+                raise malformed(request, block, "where a content block should be an object")
+            text = block.get("text") if block.get("type") == "text" else None
+            if text is not None and type(text) is not str:
+                raise malformed(request, block, "where the text should be a string")
+            texts.append(text or "")
         response.response_json = body
-        record_usage(response, body.get("usage") or {})
-        return "".join(block.get("text", "") for block in body["content"]
-                       if isinstance(block, dict) and block.get("type") == "text")
+        record_usage(response, request, body.get("usage"))
+        return "".join(texts)
 
     def stream_reader(self, response, request: Request) -> MessageStream:
         return MessageStream(response, request)

@@ -1,7 +1,8 @@
 """OpenAI Chat Completions, and every server that speaks it (Ollama, llama.cpp, LM Studio, vLLM).
 
 The OpenAI models are registered under their ids; other servers are added with
-`llm_notebook.add_openai_endpoint()` or listed in the user directory's `openai_endpoints.json`.
+`llm_notebook.add_openai_endpoint()` or listed in the user directory's `openai_endpoints.json`
+(see `llm_notebook.endpoints`), which build their models with `chat_models()`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from typing import Any
 
 from pydantic import Field
 
-from llm_notebook import hookimpl
-from llm_notebook.http import Request, decode_event, server_message
+from llm_notebook.http import Request, decode_event, error_event
+from llm_notebook.http_errors import malformed, server_message
 from llm_notebook.http_models import (AsyncHTTPModel, HTTPModel, StreamReader, chat_messages,
-                                      system_prompt)
-from llm_notebook.http_models import set_usage_from_counts
+                                      set_usage_from_counts, system_prompt)
 from llm_notebook.models import Options
+from llm_notebook.plugins import hookimpl
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 BASE_URL_ENV = "OPENAI_BASE_URL"
@@ -81,18 +82,20 @@ def build_messages(prompt, conversation) -> list[dict[str, Any]]:
     return messages + chat_messages(prompt, conversation, user_content)
 
 
-def record_usage(response, usage: dict[str, Any] | None) -> None:
+def record_usage(response, request: Request, usage: dict[str, Any] | None) -> None:
     """prompt/completion tokens as input/output; the other non-zero counts as details."""
-    set_usage_from_counts(response, usage, input="prompt_tokens", output="completion_tokens",
-                          ignored=("total_tokens",))
+    set_usage_from_counts(response, usage, request=request, input="prompt_tokens",
+                          output="completion_tokens", ignored=("total_tokens",))
 
 
 class ChatStream(StreamReader):
-    """Reads a streamed chat completion: content deltas, the finish reason, usage, `[DONE]`."""
+    """Reads a streamed chat completion: content deltas, the finish reason, usage, `[DONE]`.
+
+    The answer is done at `[DONE]`, or once both the finish reason and the usage have come
+    (servers that send no `[DONE]` end there)."""
 
     def __init__(self, response, request: Request) -> None:
         super().__init__(response, request)
-        self.done = False
         self.finish_reason = None
         self.usage = None
         self.last: dict[str, Any] = {}
@@ -104,19 +107,27 @@ class ChatStream(StreamReader):
             return None
         chunk = decode_event(data, self.request)
         self.last = chunk
-        usage = chunk.get("usage")
-        if usage:
-            self.usage = usage
-        choices = chunk.get("choices")
-        if choices:
-            choice = choices[0]
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
-            delta = choice.get("delta")
-            if delta:
-                return delta.get("content")
-        elif "error" in chunk:
-            raise self.error_event(chunk)
+        try:
+            usage = chunk.get("usage")
+            if usage:
+                self.usage = self.expect_object(usage, "usage")
+                self.done = self.finish_reason is not None
+            choices = chunk.get("choices")
+            if choices:
+                choice = choices[0]
+                if choice.get("finish_reason"):
+                    self.finish_reason = choice["finish_reason"]
+                    self.done = self.usage is not None
+                delta = choice.get("delta")
+                if delta:
+                    content = delta.get("content")
+                    if content is None or type(content) is str:
+                        return content
+                    raise self.malformed(data, "where the content should be a string")
+            elif "error" in chunk:
+                raise error_event(chunk)
+        except (AttributeError, TypeError, LookupError):  # a field of the wrong type
+            raise self.malformed(data, "where a chat completion chunk belongs") from None
         return None
 
     def end(self) -> None:
@@ -124,7 +135,7 @@ class ChatStream(StreamReader):
             raise self.incomplete()
         self.response.response_json = {"id": self.last.get("id"), "model": self.last.get("model"),
                                        "finish_reason": self.finish_reason, "usage": self.usage}
-        record_usage(self.response, self.usage)
+        record_usage(self.response, self.request, self.usage)
 
 
 class _Chat:
@@ -176,12 +187,15 @@ class _Chat:
     def read_answer(self, body, response, request: Request) -> str:
         try:
             message = body["choices"][0]["message"]
-        except (KeyError, IndexError, TypeError):
+            content = message.get("content")
+        except (LookupError, TypeError, AttributeError):
             raise request.error(f"{request.url} answered without a message: "
                                 f"{server_message(body, str(body)[:200])}") from None
+        if content is not None and type(content) is not str:
+            raise malformed(request, message, "where the content should be a string")
         response.response_json = body
-        record_usage(response, body.get("usage"))
-        return message.get("content") or ""
+        record_usage(response, request, body.get("usage"))
+        return content or ""
 
     def stream_reader(self, response, request: Request) -> ChatStream:
         return ChatStream(response, request)
@@ -211,6 +225,3 @@ def register_models(register):
                               key_env_var="OPENAI_API_KEY", key_hint=OPENAI_KEY_HINT,
                               description=f"OpenAI {model_id} (Chat Completions)"),
                  aliases=aliases)
-    from llm_notebook.endpoints import register_configured_endpoints
-
-    register_configured_endpoints(register)
