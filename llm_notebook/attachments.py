@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -182,19 +183,63 @@ class Attachment:
         return attachment.downscaled(max_edge)
 
 
+#: Redirects a URL attachment follows, to any address (it carries no key).
+MAX_URL_REDIRECTS = 5
+
+
 def _fetch(url: str) -> tuple[bytes, str | None]:
-    """The URL's bytes and the Content-Type the server gave them."""
+    """The URL's bytes and the Content-Type the server gave them, counted as they come, so
+    that neither a huge or endless body nor a slow one can hold the notebook."""
     import httpx
 
-    from .http import timeout
+    from .deadlines import Deadline, cut_off
+    from .http import origin
+    from .http_pools import sync_client, timeout
+    from .settings import settings
 
+    deadline = Deadline(settings.attachment_timeout, "attachment_timeout")
+    client = sync_client(origin(url))
+    target = url
     try:
-        response = httpx.get(url, follow_redirects=True, timeout=timeout())
+        for _ in range(MAX_URL_REDIRECTS + 1):
+            reply = client.send(client.build_request("GET", target, timeout=timeout(deadline)),
+                                stream=True)
+            with contextlib.closing(reply), cut_off(reply, deadline.at):
+                if reply.next_request is None:
+                    if reply.status_code >= 400:
+                        raise AttachmentError(f"Cannot fetch attachment {url}: "
+                                              f"HTTP {reply.status_code}")
+                    return _read_within_limit(reply, url), reply.headers.get("content-type")
+                target = reply.next_request.url
     except httpx.HTTPError as exc:
+        if deadline.passed():
+            raise AttachmentError(f"Fetching attachment {url} took longer than "
+                                  f"{deadline.describe()}: raise the setting for slow servers, "
+                                  "or download the file and attach it") from None
         raise AttachmentError(f"Cannot fetch attachment {url}: {exc}") from None
-    if response.status_code >= 400:
-        raise AttachmentError(f"Cannot fetch attachment {url}: HTTP {response.status_code}")
-    return response.content, response.headers.get("content-type")
+    raise AttachmentError(f"Cannot fetch attachment {url}: it redirects more than "
+                          f"{MAX_URL_REDIRECTS} times")
+
+
+def _read_within_limit(reply, url: str) -> bytes:
+    from .settings import settings
+
+    limit = settings.max_attachment_bytes
+    declared = reply.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(url, limit)
+    data = bytearray()
+    for piece in reply.iter_bytes():
+        data += piece
+        if len(data) > limit:
+            raise _too_large(url, limit)
+    return bytes(data)
+
+
+def _too_large(url: str, limit: int) -> AttachmentError:
+    return AttachmentError(f"Attachment {url} is larger than {limit:,} bytes "
+                           "(llm_notebook.settings.max_attachment_bytes): raise the setting, or "
+                           "download the file and attach it")
 
 
 def _type_name(obj: Any) -> str:
