@@ -1,8 +1,10 @@
 """A real HTTP server on 127.0.0.1 speaking OpenAI Chat Completions and Anthropic Messages.
 
 Tests queue scripted replies (status, headers, body pieces written as separate TCP writes,
-pauses, an abrupt end) and read back the requests it received. With nothing queued it answers
-like the real services: `/v1/chat/completions`, `/v1/messages` and `/v1/models`.
+pauses, an abrupt end, or a function that takes the raw connection over) and read back the
+requests it received, each with the time it came. A queued callable builds its reply from the
+request. With nothing queued it answers like the real services: `/v1/chat/completions`,
+`/v1/messages` and `/v1/models`.
 
 Run it on its own (for the benchmark) with `python -m tests.support.fake_llm_server --chunks N`:
 it prints its base URL, then answers every streamed chat completion with N small chunks.
@@ -16,6 +18,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -30,7 +33,8 @@ class Recorded:
     """One request as the server saw it; `connection` tells which TCP connection carried it.
 
     The reply's fate is filled in as it is written: how many body pieces went out, and whether
-    the client hung up before the end (`finished` is set either way).
+    the client hung up before the end (`finished` is set either way). `received_at` is the
+    `time.monotonic()` at which the request had come in whole.
     """
 
     method: str
@@ -38,6 +42,7 @@ class Recorded:
     headers: dict[str, str]
     body: Any
     connection: tuple[str, int]
+    received_at: float = field(default_factory=time.monotonic)
     pieces_sent: int = 0
     hung_up: bool = False
     finished: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
@@ -45,15 +50,19 @@ class Recorded:
 
 @dataclass
 class Reply:
-    """What to send back: each piece is a separate write; `cut` drops the connection mid-body."""
+    """What to send back: each piece is a separate write; `cut` drops the connection mid-body.
+
+    `takeover(connection, recorded)`, when given, writes the whole reply itself on the raw
+    socket (for replies that break HTTP); the connection is closed after it."""
 
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
-    pieces: list[bytes] = field(default_factory=list)
+    pieces: Iterable[bytes] = field(default_factory=list)
     pause: float = 0.0
     cut: bool = False
     content_type: str = "text/event-stream"
     chunked: bool = True
+    takeover: Callable[[socket.socket, Recorded], None] | None = None
 
 
 # -- wire formats ----------------------------------------------------------------------------------
@@ -128,6 +137,11 @@ def anthropic_usage(input_tokens: int = 21, output_tokens: int = 1, cache_creati
             "cache_creation_input_tokens": cache_creation, "cache_read_input_tokens": cache_read}
 
 
+def anthropic_delta(text: str) -> tuple[str, Any]:
+    return ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                    "delta": {"type": "text_delta", "text": text}})
+
+
 def anthropic_events(words: list[str], *, usage: dict | None = None, final_output: int = 5,
                      model: str = "claude-test", stop: bool = True) -> list[tuple[str, Any]]:
     """A streamed message as the Messages API documents it, pings included."""
@@ -140,9 +154,7 @@ def anthropic_events(words: list[str], *, usage: dict | None = None, final_outpu
                                  "content_block": {"type": "text", "text": ""}}),
         ("ping", {"type": "ping"}),
     ]
-    events += [("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                        "delta": {"type": "text_delta", "text": word}})
-               for word in words]
+    events += [anthropic_delta(word) for word in words]
     events += [("content_block_stop", {"type": "content_block_stop", "index": 0}),
                ("message_delta", {"type": "message_delta",
                                   "delta": {"stop_reason": "end_turn", "stop_sequence": None},
@@ -175,11 +187,13 @@ def error_reply(status: int, message: str, *, kind: str = "openai",
                 f"<body><h1>{message}</h1><p>nginx</p></body></html>")
         return Reply(status=status, headers=headers or {}, pieces=[page.encode()],
                      content_type="text/html", chunked=False)
+    return json_reply(error_body(message, kind), status, headers)
+
+
+def error_body(message: str, kind: str = "openai") -> dict[str, Any]:
     if kind == "anthropic":
-        body = {"type": "error", "error": {"type": "api_error", "message": message}}
-    else:
-        body = {"error": {"message": message, "type": "invalid_request_error", "code": None}}
-    return json_reply(body, status, headers)
+        return {"type": "error", "error": {"type": "api_error", "message": message}}
+    return {"error": {"message": message, "type": "invalid_request_error", "code": None}}
 
 
 # -- the server --------------------------------------------------------------------------------------
@@ -215,7 +229,7 @@ class FakeLLMServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def queue(self, *replies: Reply) -> None:
+    def queue(self, *replies: Reply | Callable[[Recorded], Reply]) -> None:
         with self._lock:
             self._replies.extend(replies)
 
@@ -245,9 +259,8 @@ class FakeLLMServer:
     def _next_reply(self, recorded: Recorded) -> Reply:
         with self._lock:
             self.requests.append(recorded)
-            if self._replies:
-                return self._replies.popleft()
-        return self._default_reply(recorded)
+            reply = self._replies.popleft() if self._replies else self._default_reply
+        return reply(recorded) if callable(reply) else reply  # outside the lock: it may wait
 
     def _default_reply(self, recorded: Recorded) -> Reply:
         body = recorded.body if isinstance(recorded.body, dict) else {}
@@ -314,6 +327,15 @@ def _handler_for(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
             recorded = Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
                                 body, self.client_address[:2])
             reply = server._next_reply(recorded)
+            if reply.takeover is not None:
+                self.close_connection = True
+                try:
+                    reply.takeover(self.connection, recorded)
+                except OSError:  # the client hung up
+                    recorded.hung_up = True
+                finally:
+                    recorded.finished.set()
+                return
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
             for name, value in reply.headers.items():
