@@ -131,8 +131,11 @@ def safe_markdown(text: str, *, partial: bool = False, remote_images: bool | Non
     elif not has_references and (done := _finished_blocks(tail, groups)):
         cut = _line_offset(tail, groups[done].line)
         _streams.keep(options, prefix + tail[:cut], _joined([finished, *markdown[:done]]), prefix)
-    # spaces and line breaks at the end change nothing shown: kept, the text stays as written
-    return _joined([finished, *markdown]) + source[len(source.rstrip()):]
+    written_out = _joined([finished, *markdown])
+    if groups and groups[-1].last_kind in ("fence", "code_block"):
+        return written_out  # the code holds the spaces the text ends with
+    # spaces and line breaks at the end of text change nothing shown: kept, it reads as written
+    return written_out + source[len(source.rstrip()):]
 
 
 class _Group:

@@ -106,6 +106,24 @@ def test_the_reported_inputs_show_their_tag_as_text():
         assert "&lt;img src=x onerror=alert(1)&gt;" in rendered(safe_markdown(text))
 
 
+def test_an_answer_that_is_already_safe_comes_back_as_written():
+    answer = "\n".join([
+        "## Summary", "",
+        "Sales grew **12%** in `df.groupby(\"region\")` terms; see "
+        "[the docs](https://pandas.pydata.org/docs/).",
+        "Math: $m = p - c$ and x < y.", "",
+        "1. Load the data:", "   ```python", "   df = pd.read_csv(\"sales.csv\")", "   ```",
+        "2. Plot it.", "",
+        "- a", "- b", "",
+        "> Note: values are rounded.", "",
+        "| region | sales |", "| --- | ---: |", "| north | 10 |", "",
+        "Code:", "```", "x = 1", "```", "",
+        "half an answer ",
+    ])
+    assert safe_markdown(answer) == answer
+    assert safe_markdown(answer, partial=True) == answer
+
+
 def test_entities_show_as_text_and_never_become_tags():
     page = rendered(safe_markdown("&lt;img src=x onerror=alert(1)&gt; and &#60;b&#62;"))
     assert page == "<p>&lt;img src=x onerror=alert(1)&gt; and &lt;b&gt;</p>\n"
