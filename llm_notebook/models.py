@@ -161,7 +161,7 @@ class _BaseModel:
         checked = self.validate_attachments(attachments)
         resolved_key = self.get_key(key)
         if messages is None and conversation is not None:
-            messages = conversation.chain(prompt, attachments=checked, system=system,
+            messages = conversation.input_messages(prompt, attachments=checked, system=system,
                                           tool_results=tool_results, fragments=fragments,
                                           system_fragments=system_fragments)
         request = Prompt(prompt, self, attachments=checked, system=system,
@@ -188,9 +188,24 @@ class _BaseModel:
             hide_reasoning=hide_reasoning, fragments=fragments, system_fragments=system_fragments,
             stream=stream, key=key, **options)
 
-    def conversation(self, name: str | None = None):
-        """A new conversation: prompts through it see the earlier turns."""
-        return self._conversation_class(model=self, name=name)
+    def conversation(self, name: str | None = None, *, tools: Iterable[Any] | None = None,
+                     before_call: Any = None, after_call: Any = None,
+                     chain_limit: int | None = None):
+        """A new conversation: prompts through it see the earlier turns. `tools` and the hooks
+        are what its `chain()` calls use when they give none of their own."""
+        return self._conversation_class(model=self, name=name, tools=tools,
+                                        before_call=before_call, after_call=after_call,
+                                        chain_limit=chain_limit)
+
+    def chain(self, prompt: str | None = None, *, tools: Iterable[Any] | None = None,
+              before_call: Any = None, after_call: Any = None, chain_limit: int | None = None,
+              **arguments: Any):
+        """Prompt with tools and keep going: the calls the model asks for run, their results go
+        back, until it answers without calls or `chain_limit` rounds (10) have run. Takes the
+        arguments of `prompt()`; returns a ChainResponse (AsyncChainResponse for async models)."""
+        return self.conversation().chain(prompt, tools=tools, before_call=before_call,
+                                         after_call=after_call, chain_limit=chain_limit,
+                                         **arguments)
 
 
 class Model(_BaseModel):
@@ -242,11 +257,15 @@ class _BaseConversation:
     """
 
     def __init__(self, model: _BaseModel, name: str | None = None, id: str | None = None,
-                 responses: list | None = None) -> None:
+                 responses: list | None = None, *, tools: Iterable[Any] | None = None,
+                 before_call: Any = None, after_call: Any = None,
+                 chain_limit: int | None = None) -> None:
         self.model_id = model.model_id
         self.name = name
         self.id = id or new_id()
         self.responses: list = list(responses or [])
+        self.tools = list(tools or [])
+        self.before_call, self.after_call, self.chain_limit = before_call, after_call, chain_limit
         self._given = model
         self._follows_registry = _registered(model) is model
 
@@ -263,7 +282,20 @@ class _BaseConversation:
         """A prompt that carries the earlier turns; takes the arguments of `model.prompt()`."""
         return self.model._make_response(prompt, conversation=self, **arguments)
 
-    def chain(self, prompt: str | None, *, attachments: list[Any], system: str | None,
+    def chain(self, prompt: str | None = None, *, tools: Iterable[Any] | None = None,
+              before_call: Any = None, after_call: Any = None, chain_limit: int | None = None,
+              **arguments: Any):
+        """`model.chain()` within this conversation (its tools and hooks unless given)."""
+        from .chains import AsyncChainResponse, ChainResponse
+
+        kind = AsyncChainResponse if isinstance(self, AsyncConversation) else ChainResponse
+        return kind(self, prompt, tools=self.tools if tools is None else tools,
+                    before_call=before_call or self.before_call,
+                    after_call=after_call or self.after_call,
+                    chain_limit=self.chain_limit if chain_limit is None else chain_limit,
+                    arguments=arguments)
+
+    def input_messages(self, prompt: str | None, *, attachments: list[Any], system: str | None,
               tool_results: list[Any] | None = None, fragments: list[str] | None = None,
               system_fragments: list[str] | None = None) -> list[Message]:
         """The complete input chain of the next turn: the system prompt (this one, else the

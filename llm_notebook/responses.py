@@ -663,6 +663,27 @@ class Response(_BaseResponse):
     def tool_calls_or_raise(self) -> list[Any]:
         return self.tool_calls()
 
+    def execute_tool_calls(self, *, before_call: Any = None, after_call: Any = None,
+                           tool_calls_list: list[Any] | None = None,
+                           tools: list[Any] | None = None) -> list[Any]:
+        """Run the tool calls the model asked for (or `tool_calls_list`) with this prompt's tools
+        (or `tools`); see `tool_execution`."""
+        from .tool_execution import execute_tool_calls
+        from .tools import as_tools
+
+        calls = self.tool_calls() if tool_calls_list is None else tool_calls_list
+        return execute_tool_calls(calls, self.prompt.tools if tools is None else as_tools(tools),
+                                  before_call=before_call, after_call=after_call)
+
+    def reply(self, prompt: str | None = None, *, tool_results: list[Any] | None = None,
+              **arguments: Any) -> Response:
+        """The model's next turn after this one: with the results of the calls it asked for
+        (run now, unless `tool_results` are given), and `prompt` if any."""
+        if tool_results is None and self.tool_calls():
+            tool_results = self.execute_tool_calls()
+        return _continuation(self).prompt(prompt, tools=self.prompt.tools,
+                                          tool_results=tool_results, **arguments)
+
     def __str__(self) -> str:
         return self.text()
 
@@ -764,6 +785,24 @@ class AsyncResponse(_BaseResponse):
         await self._force()
         return self.tool_calls_so_far()
 
+    async def execute_tool_calls(self, *, before_call: Any = None, after_call: Any = None,
+                                 tool_calls_list: list[Any] | None = None,
+                                 tools: list[Any] | None = None) -> list[Any]:
+        from .tool_execution import aexecute_tool_calls
+        from .tools import as_tools
+
+        calls = await self.tool_calls() if tool_calls_list is None else tool_calls_list
+        return await aexecute_tool_calls(
+            calls, self.prompt.tools if tools is None else as_tools(tools),
+            before_call=before_call, after_call=after_call)
+
+    async def reply(self, prompt: str | None = None, *, tool_results: list[Any] | None = None,
+                    **arguments: Any) -> AsyncResponse:
+        if tool_results is None and await self.tool_calls():
+            tool_results = await self.execute_tool_calls()
+        return _continuation(self).prompt(prompt, tools=self.prompt.tools,
+                                          tool_results=tool_results, **arguments)
+
     def tool_calls_or_raise(self) -> list[Any]:
         """The tool calls if the response has finished, else ValueError (it would need an await)."""
         if not self.finished:
@@ -778,6 +817,15 @@ class AsyncResponse(_BaseResponse):
         from .markdown import safe_markdown
 
         return safe_markdown(self.text_so_far(), partial=not self.finished)
+
+
+def _continuation(response: _BaseResponse) -> Any:
+    """The conversation a reply goes into: the response's own, or one that starts with it."""
+    if response.conversation is not None:
+        return response.conversation
+    conversation = response.model.conversation()
+    conversation.responses.append(response)
+    return conversation
 
 
 def _current_task() -> asyncio.Task | None:

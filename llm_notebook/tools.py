@@ -178,7 +178,8 @@ class ToolCall:
 
 @dataclass
 class ToolResult:
-    """What a tool call returned (`output` as text), or the exception it raised."""
+    """What a tool call returned (`output` as text), or the exception it raised; `duration_ms`
+    is how long the call took (None when it was never run: cancelled, or no such tool)."""
 
     name: str
     output: str
@@ -186,6 +187,7 @@ class ToolResult:
     tool_call_id: str | None = None
     instance: Toolbox | None = None
     exception: BaseException | None = None
+    duration_ms: int | None = None
 
 
 @dataclass
