@@ -20,6 +20,7 @@ PROJECT = "llm_notebook"
 ENTRY_POINT_GROUP = "llm_notebook"
 LOAD_PLUGINS_ENV = "LLM_NOTEBOOK_LOAD_PLUGINS"
 DEFAULT_PLUGINS = ("llm_notebook.default_plugins.offline", "llm_notebook.default_plugins.openai_compat",
+                   "llm_notebook.default_plugins.openai_endpoints",
                    "llm_notebook.default_plugins.anthropic")
 FALLBACK_DEFAULT_MODEL = "echo"
 ALIASES_FILE = "aliases.json"

@@ -503,7 +503,12 @@ class _BaseResponse:
         message = redact(str(exc), self._key)
         if isinstance(exc, LLMNotebookError):
             self._finish(Status.ERROR, message)
-            return type(exc)(message) if message != str(exc) else exc
+            if message == str(exc):
+                return exc
+            redacted = type(exc)(message)
+            if isinstance(exc, ModelError):  # whether asking again could help, for map's retries
+                redacted.retryable = exc.retryable
+            return redacted
         # anything else, SystemExit included: a model must never take the kernel or the loop down
         wrapped = ModelError(f"Model {self.model.model_id!r} failed: {type(exc).__name__}: {message}")
         self._finish(Status.ERROR, str(wrapped))
