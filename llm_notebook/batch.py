@@ -249,39 +249,41 @@ def _execute(batch: _Batch, positions: list[int]):
     global _last_result
     for position in positions:
         batch.texts[position] = batch.errors[position] = None
-    bar = _progress_bar(len(positions), batch) if batch.progress else None
-    failed = 0
+    progress = _progress_bar(len(positions), batch) if batch.progress else None
+    finished = failed = 0
+    interrupted = False
     try:
         with contextlib.closing(runner.relay(
                 lambda emit: _run(batch, positions, emit))) as done:
             for position in done:
-                if batch.errors[position] is not None:
-                    failed += 1
-                if bar is not None:
-                    if failed:
-                        bar.set_postfix(failed=failed, refresh=False)
-                    bar.update(1)
+                finished += 1
+                failed += batch.errors[position] is not None
+                if progress is not None:
+                    progress.update(finished, failed)
     except KeyboardInterrupt:
+        interrupted = True
         for position in positions:
             if batch.texts[position] is None and batch.errors[position] is None:
                 batch.errors[position] = "interrupted" if batch.attempts[position] else "not started"
         _last_result = _result(batch)
-        finished = len(positions) - len(set(positions) & set(batch.unfinished()))
+        answered = len(positions) - len(set(positions) & set(batch.unfinished()))
         raise MapInterrupted(
-            f"map interrupted with {finished} of {len(positions)} answers finished, which are kept: "
+            f"map interrupted with {answered} of {len(positions)} answers finished, which are kept: "
             "llm_notebook.last_map() returns them, and its .retry_failed() runs the rest",
             _last_result) from None
     finally:
-        if bar is not None:
-            bar.close()
+        if progress is not None:
+            progress.close(interrupted=interrupted)
     _last_result = _result(batch)
     return _last_result
 
 
 def _progress_bar(total: int, batch: _Batch):
-    from tqdm.auto import tqdm
+    """A bar updated in place in a notebook (not a widget, so saved notebooks show how the map
+    ended), tqdm's in a terminal."""
+    from .notebook.progress import progress_display
 
-    return tqdm(total=total, desc=batch.model.model_id, unit="prompt")
+    return progress_display(total, batch.model.model_id)
 
 
 async def _run(batch: _Batch, positions: list[int], emit) -> None:

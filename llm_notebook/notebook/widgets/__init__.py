@@ -1,17 +1,21 @@
-"""Widgets: a chat, a model picker and a live usage table (ipywidgets 8).
+"""Widgets: a chat, a model picker, a live usage table and code actions for answers.
 
-Imported only when one of them is asked for, so `import llm_notebook` stays light.
+Imported only when one of them is asked for, so `import llm_notebook` stays light. Each is one
+anywidget drawn from its own state, which a saved notebook keeps (see saved.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .chat_widget import Chat, Turn
+from .chat import Chat
+from .code_actions import CodeActions, code_actions
 from .picker import ModelPicker
+from .turns import Turn
 from .usage_widget import UsageView
 
-__all__ = ["Chat", "ModelPicker", "Turn", "UsageView", "chat", "model_picker", "usage_view"]
+__all__ = ["Chat", "CodeActions", "ModelPicker", "Turn", "UsageView", "chat", "code_actions",
+           "model_picker", "usage_view"]
 
 
 def chat(model: Any = None, *, system: str | None = None, conversation: Any = None,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
-import ipywidgets as widgets
+import traitlets
 
 from ...errors import UnknownModelError
-from .outputs import SavedAsText, TextFallback
+from .saved import SavedWidget, module_source, style_source
 
 
 def _magics() -> Any:
@@ -29,35 +28,36 @@ def current_default() -> str | None:
         return None
 
 
-class ModelPicker(SavedAsText, widgets.VBox):
+def default_text(model_id: str | None) -> str:
+    return (f"Default model for %%llm: {model_id}" if model_id
+            else "The default model is not registered: choose one")
+
+
+class ModelPicker(SavedWidget):
     """Choosing a model sets the default (stored, as `%llm default ID` does); `%llm default`
     moves the menu too. Typing in the search box narrows the menu by id or alias."""
 
-    note = "Model picker (a widget): the default model follows as text"
+    _esm = module_source("picker.js")
+    _css = style_source("picker.css")
+    kind = "model picker"
+
+    #: Every registered model: {"id", "aliases"}.
+    choices = traitlets.List(traitlets.Dict()).tag(sync=True)
+    #: The default model's id ("" when the default is not registered).
+    selected = traitlets.Unicode("").tag(sync=True)
+    status = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self) -> None:
         from ...plugins import get_models_with_aliases
 
-        super().__init__()
+        super().__init__(choices=[{"id": entry.model_id, "aliases": list(entry.aliases)}
+                                  for entry in get_models_with_aliases()])
         self.add_class("llm-model-picker")
-        self._choices = [(self._label(e.model_id, e.aliases), e.model_id, e.aliases)
-                         for e in get_models_with_aliases()]
-        self.search = widgets.Text(placeholder="search models", description="Search")
-        self.menu = widgets.Dropdown(description="Model", layout=widgets.Layout(width="auto"))
-        self.status = widgets.HTML()
-        self.children = [widgets.HBox([self.search, self.menu]), self.status]
-        self.fallback = TextFallback()
-        self._quiet = False
+        self.on_msg(self._on_front_end_message)
         self._show(current_default())
-        self.search.observe(lambda _: self._show(self.value), "value")
-        self.menu.observe(self._on_menu, "value")
         magics = _magics()
         if magics is not None:
             magics.observe(self._on_magics_default, "default_model")
-
-    @staticmethod
-    def _label(model_id: str, aliases: list[str]) -> str:
-        return f"{model_id} ({', '.join(aliases)})" if aliases else model_id
 
     @property
     def value(self) -> str | None:
@@ -75,27 +75,18 @@ class ModelPicker(SavedAsText, widgets.VBox):
             magics.default_model = model_id
         self._show(model_id)
 
-    def _show(self, selected: str | None) -> None:
-        """The models matching the search; the default stays listed so the menu shows it."""
-        query = self.search.value.strip().lower()
-        options = [(label, model_id) for label, model_id, aliases in self._choices
-                   if not query or query in " ".join([model_id, *aliases]).lower()
-                   or model_id == selected]
-        self._quiet = True
-        try:
-            self.menu.options = options
-            self.menu.value = selected if any(m == selected for _, m in options) else None
-        finally:
-            self._quiet = False
-        text = (f"Default model for %%llm: {selected}" if selected
-                else "The default model is not registered: choose one")
-        self.status.value = f"<small>{html.escape(text)}</small>"
-        self.fallback.update(f"_{text}_", text)
+    def _show(self, model_id: str | None) -> None:
+        self.selected = model_id or ""
+        self.status = default_text(model_id)
+        self.show_text_copy(f"_{self.status}_", self.status)
 
-    def _on_menu(self, change: dict[str, Any]) -> None:
-        if self._quiet or change["new"] is None or change["new"] == self.value:
+    def _on_front_end_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if not (isinstance(content, dict) and content.get("event") == "choose"):
             return
-        self.value = change["new"]
+        try:
+            self.value = content.get("id")
+        except Exception as exc:  # e.g. unregistered since the menu was filled: say so there
+            self.status = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
     def _on_magics_default(self, change: dict[str, Any]) -> None:
         self._show(current_default())

@@ -1,0 +1,117 @@
+"""A chat's exchanges: what was asked, what came back, and how each reads as text.
+
+The answer's text and status are its response's; a Turn only adds what the chat knows besides
+(the attachments it resolved, an error that came before any response, the usage it counted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...markdown import safe_markdown
+from ...responses import Usage
+from ...usage import SessionUsage
+from .. import render
+
+#: Characters per token, for estimating what a stopped answer cost when the model never said.
+CHARS_PER_TOKEN = 4
+
+
+@dataclass
+class Turn:
+    """One exchange: the message sent and the answer (`status` as the response's)."""
+
+    prompt: str
+    model: str
+    attachments: list[Any] = field(default_factory=list)
+    status: str = "pending"
+    error: str | None = None
+    usage: Usage | None = None
+    #: True when `usage` is an estimate (the answer stopped before the model reported counts).
+    usage_estimated: bool = False
+    duration_ms: int = 0
+    response: Any = field(default=None, repr=False)
+
+    @property
+    def text(self) -> str:
+        """The answer's text, as its response keeps it."""
+        return self.response.text_so_far() if self.response is not None else ""
+
+    @property
+    def partial(self) -> bool:
+        """An answer that stopped before its end (it stays in the conversation, marked so)."""
+        return self.status in ("interrupted", "error") and bool(self.text)
+
+    def asked_markdown(self) -> str:
+        """The message as typed (line breaks kept: Markdown would join the lines), attachments."""
+        asked = (safe_markdown(self.prompt).replace("\n", "  \n") if self.prompt
+                 else "_(attachments only)_")
+        return asked + (f"\n\n{attachments_note(self.attachments)}" if self.attachments else "")
+
+    def answer_markdown(self) -> str:
+        return render.Answer(self.response).markdown() if self.response is not None else ""
+
+    def markdown(self) -> str:
+        """The exchange as Markdown, as a saved notebook shows it."""
+        parts = [f"**You**\n\n{self.asked_markdown()}"]
+        if self.response is not None and (self.text or self.status == "done"):
+            parts.append(f"**{self.model}**\n\n{self.answer_markdown() or '_(no text)_'}")
+        if self.error:
+            parts.append(error_markdown(self.error))
+        return "\n\n".join(parts)
+
+    def plain(self) -> str:
+        lines = [f"You: {self.prompt}"]
+        if self.response is not None and (self.text or self.status == "done"):
+            lines.append(f"{self.model}: {self.text}" + (" [partial]" if self.partial else ""))
+        if self.error:
+            lines.append(f"Error: {self.error}")
+        return "\n".join(lines)
+
+
+def attachments_note(attachments: list[Any]) -> str:
+    described = []
+    for attachment in attachments:
+        size = attachment.size()
+        described.append(f"`{attachment.resolve_type()}`" + (f" ({size:,} bytes)" if size else ""))
+    return "_Attached:_ " + ", ".join(described)
+
+
+def error_markdown(message: str) -> str:
+    return f"**Error:** {safe_markdown(message)}"
+
+
+def estimate_tokens(*texts: str | None) -> int:
+    """A rough token count of `texts` (about four characters a token)."""
+    characters = sum(len(text) for text in texts if text)
+    return -(-characters // CHARS_PER_TOKEN)
+
+
+def estimated_usage(response: Any) -> Usage:
+    """What a stopped answer probably cost: its conversation so far and prompt in, its text out."""
+    earlier = []
+    conversation = response.conversation
+    for other in (conversation.responses if conversation is not None else ()):
+        if other is not response:
+            earlier += [other.prompt.prompt, other.text_so_far()]
+    asked = estimate_tokens(response.prompt.system, response.prompt.prompt, *earlier)
+    return Usage(input=asked, output=estimate_tokens(response.text_so_far()))
+
+
+def usage_line(usage: SessionUsage, *, estimated: int = 0) -> str:
+    """`Usage: 2 responses · 30 input · 80 output tokens · 1.20 s (markov 1, echo 1)`.
+
+    `estimated`: how many of those tokens are estimates, said at the end when there are any.
+    """
+    entries = usage.by_model()
+    if not entries:
+        return "Usage: no responses yet"
+    _, responses, input, output, _, duration, _ = usage.totals().row()
+    line = (f"Usage: {responses} response{'s' if responses != '1' else ''} · {input} input · "
+            f"{output} output tokens · {duration}")
+    if len(entries) > 1:
+        line += " (" + ", ".join(f"{entry.model} {entry.responses}" for entry in entries) + ")"
+    if estimated:
+        line += f" · ≈{estimated:,} of the tokens estimated (answers stopped before the model counted)"
+    return line
