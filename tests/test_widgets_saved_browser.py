@@ -3,7 +3,8 @@
 Real parts only: JupyterLab on loopback with its default settings (and once with "save widget
 state" on), a kernel running this interpreter, headless Chromium, nbconvert. What a reader of
 the reopened notebook sees is checked on the page, in nbconvert's HTML in the browser, and in
-the saved file's mimebundles. Screenshots go to the test's tmp_path/screenshots.
+the saved file's mimebundles. Screenshots go to the test's tmp_path/screenshots; the
+reopened page is also kept in docs/images/.
 """
 
 from __future__ import annotations
@@ -106,8 +107,7 @@ def assert_every_widget_shows_its_saved_form(notebook) -> None:
 def test_a_reopened_notebook_shows_every_widget_as_saved(open_notebook, jupyterlab, tmp_path):
     notebook, path = run_and_reopen(open_notebook, jupyterlab, "reopened.ipynb")
     assert_every_widget_shows_its_saved_form(notebook)
-    notebook.screenshot("reopened")
-    notebook.screenshot("reopened-chat", notebook.cells().nth(CHAT_CELL))
+    notebook.screenshot("reopened", keep_as="reopened-notebook.png")
 
     saved = nbformat.read(str(path), as_version=4)
     states = saved.metadata["widgets"][STATE_MIME]["state"]
@@ -145,7 +145,7 @@ def test_with_save_widget_state_on_the_widgets_reopen_without_broken_links(
     try:
         notebook, path = run_and_reopen(open_notebook, jupyterlab, "state-on.ipynb")
         assert_every_widget_shows_its_saved_form(notebook)
-        notebook.screenshot("reopened-state-on")
+        notebook.screenshot("reopened-state-on", keep_as="reopened-notebook-state-on.png")
     finally:
         set_lab_setting(jupyterlab, WIDGETS_PLUGIN, {})
     states = nbformat.read(str(path), as_version=4).metadata["widgets"][STATE_MIME]["state"]

@@ -25,6 +25,7 @@ import importlib.util
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,6 +55,7 @@ POLL_MS = 100
 EXPECT_TIMEOUT_MS = 20_000
 VIEWPORT = {"width": 1280, "height": 900}
 WIDGETS_EXTENSION = "@jupyter-widgets/jupyterlab-manager"
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 INSTALL_HINT = "run `bash scripts/install_browser.sh` and `pip install -e '.[test]'`"
 
 # Lab settings for a quiet, predictable page: no news/update toasts, and every
@@ -412,11 +414,16 @@ class LabNotebook:
         """Locator of the rendered outputs of cell ``index`` (one per output)."""
         return self.cells().nth(index).locator(".jp-OutputArea-output")
 
-    def screenshot(self, name: str, locator: Any = None) -> Path:
-        """Save a PNG of the page (or of ``locator``) as ``screenshots/NAME.png``."""
+    def screenshot(self, name: str, locator: Any = None, *, keep_as: Optional[str] = None) -> Path:
+        """Save a PNG of the page (or of ``locator``) as ``screenshots/NAME.png``; with
+        ``keep_as`` and ``LLM_NOTEBOOK_KEEP_SCREENSHOTS=1``, also as ``docs/images/KEEP_AS``
+        (the pictures the README shows are made this way)."""
         path = self.screenshots / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         (locator or self.page).screenshot(path=str(path))
+        if keep_as is not None and os.environ.get("LLM_NOTEBOOK_KEEP_SCREENSHOTS") == "1":
+            DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, DOCS_IMAGES / keep_as)
         return path
 
 

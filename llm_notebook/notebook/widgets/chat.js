@@ -61,6 +61,7 @@ function optionInput(field) {
     input.value = field.set ? (typeof shown === "object" ? JSON.stringify(shown) : String(shown)) : "";
   }
   input.className = "llm-chat-option-input";
+  input.setAttribute("data-lm-suppress-shortcuts", "true");
   input.dataset.option = field.name;
   input.title = field.description;
   return input;
@@ -78,9 +79,16 @@ function drawOptions(body, summary, model) {
     const kind = element("span", "llm-chat-option-type", field.type);
     const input = optionInput(field);
     const send = (value) => model.send({ event: "option", name: field.name, value });
-    input.addEventListener("change", () => {
+    const commit = () => {
       if (field.type === "boolean") send(input.value === "" ? null : input.value === "true");
       else send(input.value);
+    };
+    input.addEventListener("change", commit);
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        commit();
+      }
     });
     row.append(name, kind, input);
     if (field.description) row.append(element("span", "llm-chat-option-help", field.description));
@@ -106,7 +114,7 @@ function render({ model, el }) {
 
   const scroll = element("div", "llm-chat-scroll");
   const list = element("div", "llm-chat-messages");
-  const live = element("div", "llm-chat-message llm-chat-answer llm-chat-live");
+  const live = element("div", "llm-chat-message llm-chat-live");
   const liveRole = element("div", "llm-chat-role");
   const liveBody = element("div", "llm-nb-rendered");
   live.append(liveRole, liveBody);
@@ -126,6 +134,7 @@ function render({ model, el }) {
   const attach = element("input", "llm-chat-attach");
   attach.type = "text";
   attach.placeholder = "attach: variable, file, URL or @plot";
+  attach.setAttribute("data-lm-suppress-shortcuts", "true");
   const filePicker = element("input");
   filePicker.type = "file";
   filePicker.multiple = true;
