@@ -253,3 +253,26 @@ def test_the_options_editor_and_a_model_switch(open_notebook):
     page.keyboard.press("Enter")
     expect(chat.locator(".llm-chat-answer").nth(1)).to_contain_text("after the switch")
     expect(chat.locator(".llm-chat-error")).to_have_count(0)
+
+
+def test_code_actions_copy_and_insert_a_block_below_the_cell(open_notebook):
+    answer = "Two ways:\n\n```python\nprint('first')\n```\n\n```python\nprint('second')\n```"
+    notebook = open_notebook(notebook_of(
+        "from llm_notebook.notebook.widgets import code_actions",
+        f"code_actions({answer!r})", "print('the cell after')"), name="code.ipynb")
+    notebook.run_all()
+    page = notebook.page
+    actions = page.locator(".llm-code-actions .llm-code-action")
+    expect(actions).to_have_count(2)
+    expect(actions.nth(1)).to_contain_text("python · 1 line")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    actions.nth(0).get_by_role("button", name="Copy").click()
+    assert page.evaluate("() => navigator.clipboard.readText()") == "print('first')"
+    actions.nth(1).get_by_role("button", name="Insert below").click()
+    expect(notebook.cells()).to_have_count(4)
+    inserted = notebook._evaluate(
+        "const cell = panel.content.model.cells.get(2);"
+        " return [cell.sharedModel.getSource(), cell.type, cell.executionCount,"
+        " cell.outputs.length];")
+    assert inserted == ["print('second')", "code", None, 0]  # under the widget's cell, not run
+    notebook.screenshot("code-actions", notebook.cells().nth(1))
