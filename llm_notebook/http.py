@@ -362,7 +362,17 @@ def _send(step: Send):
     return client.send(step.build(client), stream=True)
 
 
-_BLOCKING = {Send: _send, Read: lambda step: step.reply.read(),
+def _read(step: Read) -> None:
+    """Read the body into the reply, handing nothing on: the bytes may echo the key, and a value
+    passed between frames would show in a verbose traceback's locals."""
+    step.reply.read()
+
+
+async def _aread(step: Read) -> None:
+    await step.reply.aread()
+
+
+_BLOCKING = {Send: _send, Read: _read,
              Close: lambda step: step.reply.close(), Sleep: lambda step: time.sleep(step.seconds),
              Drain: lambda step: collections.deque(step.events, maxlen=0)}
 
@@ -415,7 +425,7 @@ async def _adrain(step: Drain) -> None:
         pass
 
 
-_ON_LOOP = {Send: _asend, Read: lambda step: step.reply.aread(),
+_ON_LOOP = {Send: _asend, Read: _aread,
             Close: lambda step: step.reply.aclose(),
             Sleep: lambda step: asyncio.sleep(step.seconds), Drain: _adrain}
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import datetime as _dt
 import enum
@@ -618,10 +619,14 @@ class Response(_BaseResponse):
         with self._recording_the_end():
             try:
                 recorded = self._recorded()
+                # the model runs in a context of its own where its prompt's key is visible to
+                # its get_key(); entering it is one call per chunk, the cheapest way
+                context = contextvars.copy_context()
+                context.run(prompt_key.set, (self.model, self._key))
                 chunks = (recorded.chunks if recorded is not None else
-                          self._as_running_model(self.model.execute, **self._execute_kwargs()))
+                          context.run(self.model.execute, **self._execute_kwargs()))
                 chunks = iter([chunks] if isinstance(chunks, str) else chunks)
-                while (chunk := self._as_running_model(next, chunks, _NO_MORE)) is not _NO_MORE:
+                while (chunk := context.run(next, chunks, _NO_MORE)) is not _NO_MORE:
                     text = self._keep(chunk)
                     if text is None:  # ended elsewhere: stop the model, keep nothing more
                         break
