@@ -35,7 +35,10 @@ _EXPORTS = {
     "batch": ("map", "last_map", "MapInterrupted"),
     "interpolate": ("InterpolationError",),
     "usage": ("session_usage", "SessionUsage"),
-    "conversations": ("Conversations",),
+    "conversations": ("Conversations", "conversation"),
+    "comparison": ("compare", "Comparison"),
+    "answers": ("Answer",),
+    "notebook.background": ("in_background", "wait_for_background", "BackgroundAnswer"),
     "notebook.widgets": ("chat", "model_picker", "usage_view"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -2,6 +2,8 @@
 
 Every prompt belongs to a conversation. Without `continue_last` or a name it starts a new one,
 which becomes the model's last once the prompt is accepted; `continue_last` resumes that one.
+The session keeps one account (`session_conversations`), so a conversation named in a `%%llm`
+cell is the one `llm_notebook.conversation(name)` returns, and the other way round.
 """
 
 from __future__ import annotations
@@ -59,3 +61,24 @@ class Conversations:
         self._last.clear()
         self._named.clear()
         return count
+
+
+#: The conversations of this session: the magics and `conversation()` share them.
+session_conversations = Conversations()
+
+
+def conversation(name: str, *, model: Any = None):
+    """The session's conversation called `name`: started with `model` (an id, alias or model;
+    default: the default model) if it is new, else the one under way.
+
+    Naming a model other than the conversation's own is a ConversationError: its earlier turns
+    were answered by that model.
+    """
+    from .model_choice import pick_model
+
+    if not isinstance(name, str) or not name.strip():
+        raise ConversationError(f"A conversation needs a name (a non-empty string), not {name!r}")
+    existing = session_conversations.named(name)
+    if existing is not None and model is None:
+        return existing
+    return session_conversations.for_prompt(pick_model(model), name=name)

@@ -45,18 +45,40 @@ def _format_details(details: dict[str, Any] | None) -> str:
                      for name, value in (details or {}).items())
 
 
+#: Below this duration an output rate says more about the clock than about the model.
+MIN_RATE_MS = 50
+#: Why an answer's counts are missing, by how it ended.
+_NO_COUNTS = {"done": "the model sent no counts", "interrupted": "interrupted; the model sent no counts",
+              "error": "failed; the model sent no counts"}
+
+
+def output_rate(output: int | None, duration_ms: int) -> str:
+    """Output tokens per second, or "" when there is no count or the time is too short to tell."""
+    if not output or duration_ms < MIN_RATE_MS:
+        return ""
+    return f"{output / (duration_ms / 1000):,.1f}"
+
+
 def _counts(input: int | None, output: int | None, details: dict[str, Any] | None,
             duration_ms: int) -> tuple[str, ...]:
-    speed = f"{output / (duration_ms / 1000):,.1f}" if output and duration_ms > 0 else ""
     return ("" if input is None else f"{input:,}", "" if output is None else f"{output:,}",
-            _format_details(details), f"{duration_ms / 1000:.2f} s", speed)
+            _format_details(details), f"{duration_ms / 1000:.2f} s", output_rate(output, duration_ms))
 
 
 def answer_row(summary: dict[str, Any]) -> tuple[str, ...]:
-    """The usage row of one response, from its `to_dict()`."""
-    usage = summary["usage"]
-    return (summary["model"],
-            *_counts(usage["input"], usage["output"], usage["details"], summary["duration_ms"]))
+    """The usage row of one response, from its `to_dict()`.
+
+    With the response's status known, a count the model did not report shows as "—", and when it
+    reported none the output cell says why ("— (interrupted; the model sent no counts)").
+    """
+    usage, status = summary["usage"], summary.get("status")
+    model, input, output, *rest = (summary["model"], *_counts(
+        usage["input"], usage["output"], usage["details"], summary["duration_ms"]))
+    if status is None:
+        return (model, input, output, *rest)
+    if usage["input"] is None and usage["output"] is None:
+        return (model, "—", f"— ({_NO_COUNTS.get(status, _NO_COUNTS['done'])})", *rest)
+    return (model, input or "—", output or "—", *rest)
 
 
 Observer = Callable[["SessionUsage"], None]

@@ -51,8 +51,31 @@ class Broken(Model):
         raise RuntimeError("backend fell over")
 
 
+class Early(Model):
+    """Fails before it says anything."""
+    model_id = "early"
+
+    def execute(self, prompt, stream, response, conversation):
+        raise llm_notebook.ModelError("the server said no")
+        yield
+
+
+class Thinker(Model):
+    """Reasons (with markup in its reasoning) before it answers."""
+    model_id = "thinker"
+
+    def execute(self, prompt, stream, response, conversation):
+        from llm_notebook import StreamEvent
+        yield StreamEvent(type="reasoning", chunk="First <b>weigh</b> it:\\n\\n* step one\\n")
+        yield StreamEvent(type="reasoning", chunk="</details><script>x()</script>")
+        yield "The answer is **42**."
+        response.set_usage(input=3, output=5)
+
+
 llm_notebook.register(Fixed())
 llm_notebook.register(Broken())
+llm_notebook.register(Early())
+llm_notebook.register(Thinker())
 llm_notebook.register(Keyed())
 llm_notebook.register(None, OnlyAsync())
 '''
@@ -70,9 +93,16 @@ def kernel(tmp_path_factory):
 
 
 def answer_of(run) -> dict:
-    """The answer's display: the one output carrying llm_notebook metadata."""
-    [output] = [o for o in run.displays() if "llm_notebook" in o.get("metadata", {})]
+    """The answer's display: the one output carrying an answer's provenance."""
+    [output] = [o for o in run.displays()
+                if "response_id" in o.get("metadata", {}).get("llm_notebook", {})]
     return output
+
+
+def echoed(text: str) -> str:
+    """How echo shows text it received: a fenced text block in a quote, lines kept."""
+    lines = ["```text", *text.split("\n"), "```"]
+    return "\n".join(f"> {line}" if line else ">" for line in lines)
 
 
 def markdown(run) -> str:
@@ -86,6 +116,12 @@ def one_line_error(run) -> str:
     return traceback[0]
 
 
+def table_rows(table: str) -> dict[str, list[str]]:
+    """A Markdown table's rows, by their first cell."""
+    return {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in table.splitlines()[2:]}
+
+
 def set_answer(kernel, text: str) -> None:
     kernel.run(f"Fixed.answer = {text!r}")
 
@@ -96,7 +132,7 @@ def test_cell_answer_is_shown_once_as_markdown_with_provenance(kernel):
     kernel.run("who = 'world'")
     run = kernel.run("%%llm -m echo\nHello **{who}**")
     output = answer_of(run)
-    assert "> Hello **world**" in output["data"]["text/markdown"]
+    assert echoed("Hello **world**") in output["data"]["text/markdown"]
     assert output["data"]["text/plain"].startswith("**Prompt**")
     meta = output["metadata"]["llm_notebook"]
     assert meta["model"] == "echo" and meta["status"] == "done"
@@ -113,17 +149,17 @@ def test_cell_value_chains_into_later_prompts_and_displays_later(kernel):
     first = kernel.run("%llm -m echo the first answer")
     count = first.reply["content"]["execution_count"]
     check = kernel.run(f"print(type(Out[{count}]).__name__, repr(str(Out[{count}])))")
-    assert check.stream().startswith("Answer '**Prompt**\\n\\n> the first answer")
+    assert check.stream().startswith("Answer '**Prompt**\\n\\n> ```text\\n> the first answer")
     chained = kernel.run(f"%llm -m echo Summarise: {{Out[{count}]}}")
-    assert "> Summarise: **Prompt**" in markdown(chained)
+    assert "> ````text\n> Summarise: **Prompt**\n>\n> > ```text\n> > the first answer" in markdown(chained)
     shown_again = kernel.run(f"Out[{count}]")
     assert [o["output_type"] for o in shown_again.outputs] == ["display_data"]
-    assert "> the first answer" in shown_again.outputs[0]["data"]["text/markdown"]
+    assert echoed("the first answer") in shown_again.outputs[0]["data"]["text/markdown"]
 
 
 def test_an_explicit_display_in_the_same_cell_shows_the_answer_again(kernel):
     run = kernel.run("answer = %llm -m echo shown twice on purpose\ndisplay(answer)\nanswer")
-    shown = [o for o in run.outputs if "> shown twice on purpose" in o.get("data", {}).get("text/markdown", "")]
+    shown = [o for o in run.outputs if echoed("shown twice on purpose") in o.get("data", {}).get("text/markdown", "")]
     assert len(shown) == 2, "the stream, then display(answer); the cell's value is not shown again"
     assert not [o for o in run.outputs if o["output_type"] == "execute_result"]
 
@@ -138,21 +174,21 @@ def test_line_prompt_keeps_quotes_and_options_parse_like_a_shell(kernel):
     kernel.run("x = 42")
     run = kernel.run('%llm -m echo -s "Be brief, {x}" -o delay 0 what\'s {x}? say "hi"')
     text = markdown(run)
-    assert "> what's 42? say \"hi\"" in text
-    assert "**System**\n\n> Be brief, 42" in text
+    assert echoed("what's 42? say \"hi\"") in text
+    assert "**System**\n\n" + echoed("Be brief, 42") in text
     assert "- `delay`: `0.0`" in text
 
 
 def test_out_stores_the_text_and_no_usage_hides_the_table(kernel):
     run = kernel.run("%%llm -m echo --out answer_text --no-usage\nremember me")
     assert len(run.displays()) == 1
-    printed = kernel.run("print(type(answer_text).__name__, answer_text.splitlines()[2])")
+    printed = kernel.run("print(type(answer_text).__name__, answer_text.splitlines()[3])")
     assert printed.stream() == "str > remember me\n"
 
 
 def test_no_stream_still_answers(kernel):
     run = kernel.run("%llm -m echo --no-stream all at once")
-    assert "> all at once" in markdown(run)
+    assert echoed("all at once") in markdown(run)
 
 
 def test_async_only_model_streams_through_the_runner(kernel):
@@ -165,12 +201,12 @@ def test_async_only_model_streams_through_the_runner(kernel):
 def test_interpolation_in_the_notebook(kernel):
     kernel.run("cfg = {'lr': 0.1}\nclass P: name = 'probe'\np = P()")
     run = kernel.run('%%llm -m echo\nlr={cfg["lr"]} name={p.name} literal={{cfg}} json={"a": {"b": 1}}')
-    assert '> lr=0.1 name=probe literal={cfg} json={"a": {"b": 1}}' in markdown(run)
+    assert echoed('lr=0.1 name=probe literal={cfg} json={"a": {"b": 1}}') in markdown(run)
     previous = run.reply["content"]["execution_count"]
     source = kernel.run(f"%llm -m echo --no-usage {{In[{previous}]}}")
     assert "%%llm -m echo" in markdown(source) or "run_cell_magic" in markdown(source)
     raw = kernel.run("%llm -m echo --no-interpolate keep {cfg} as is")
-    assert "> keep {cfg} as is" in markdown(raw)
+    assert echoed("keep {cfg} as is") in markdown(raw)
 
 
 def test_dataframe_interpolates_as_a_truncated_table(kernel):
@@ -178,6 +214,8 @@ def test_dataframe_interpolates_as_a_truncated_table(kernel):
     text = markdown(kernel.run("%%llm -m echo\n{df}"))
     assert re.search(r"> +n +sq\n> 0 +0 +0\n", text) and re.search(r"> 29 +29 +841\n", text)
     assert "> 30" not in text
+    # the table keeps its lines and its aligned columns: it is code, not a paragraph
+    assert re.search(r"> ```text\n> +n +sq\n", text)
     assert "(70 more rows not shown; 100 rows × 2 columns in all)" in text
 
 
@@ -290,14 +328,16 @@ def test_format_text_shows_plain_text(kernel):
     ("%%llm -m echo\n   \n", "UsageError: the prompt is empty"),
     ("%llm -m echo --bogus hi", "UsageError: unrecognized arguments: --bogus"),
     ("%llm -m echo -f yaml hi", "UsageError: argument -f/--format: invalid choice: 'yaml'"),
-    ("%llm -m echo --out 1x hi", "UsageError: --out needs a variable name, not '1x'"),
     ("%llm default nope", "UnknownModelError: Unknown model 'nope'"),
-    ("%llm alias onlyone", "UsageError: usage: %llm alias NAME MODEL_ID"),
     ("%llm alias short nope", "UnknownModelError: Unknown model 'nope'"),
-    ("%llm keys get NAME", "UsageError: usage: %llm keys set NAME"),
-    ("%llm usage --bogus", "UsageError: usage: %llm usage [--reset]"),
-    ("%llm logs -n many", "UsageError: usage: %llm logs [-n N]"),
-    ("%llm wait now", "UsageError: usage: %llm wait"),
+    ("%llm logs -n 99999999999999999999",
+     "UsageError: %llm logs -n takes a number of answers from 1 to 10,000, not 99999999999999999999"),
+    ("%llm logs -n -1", "UsageError: %llm logs -n takes a number of answers from 1 to 10,000, not -1"),
+    ("%llm logs -n 0", "UsageError: %llm logs -n takes a number of answers from 1 to 10,000, not 0"),
+    ("%llm reset nosuch", "UsageError: no conversation is named 'nosuch'"),
+    ("%llm keys set foo", "UsageError: this frontend cannot ask for a key (it has no input box"),
+    ("%llm -m echo -o echo.delay 0 -o markov.length 3 hi",
+     "UsageError: -o markov.length: markov is not the model asked (echo)"),
 ])
 def test_user_errors_are_one_clear_line(kernel, source, expected):
     kernel.run("import numpy as np\narr = np.zeros((4, 4), dtype=np.uint8)\ncfg = {'lr': 0.1}")
@@ -322,15 +362,42 @@ def test_key_option_is_used_and_never_shown(kernel):
 
 # -- line subcommands -------------------------------------------------------------------------------
 
-def test_models_table_lists_ids_kinds_types_and_keys(kernel):
+def test_models_table_marks_the_default_and_abbreviates_attachment_types(kernel):
     run = kernel.run("%llm models")
     table = run.data("text/markdown")[0]
-    assert table.startswith("| id | aliases | kind | attachment types | needs key |")
-    assert "| echo |  | sync/async | application/pdf, audio/mpeg" in table
+    assert table.startswith("| id | aliases | kind | attachments | key |")
+    assert "| echo (default) |  | sync/async | images, audio, pdf | not needed |" in table
     assert "| keyed |  | sync | none | testkey: not set |" in table
-    assert "| only-async |  | async | none | no |" in table
+    assert "| only-async |  | async | none | not needed |" in table
     filtered = kernel.run("%llm models mark").data("text/markdown")[0]
-    assert "| markov |" in filtered and "| echo |" not in filtered
+    assert "| markov |" in filtered and "| echo" not in filtered
+
+
+def test_models_table_fits_a_100_column_terminal_with_long_names(kernel):
+    kernel.run("class Wordy(Model):\n    model_id = 'a-model-with-a-long-identifier-' + 'x' * 10\n"
+               "    def execute(self, prompt, stream, response, conversation):\n        yield ''\n"
+               "llm_notebook.register(Wordy(), aliases=[f'alias-number-{i}' for i in range(8)])")
+    [plain] = kernel.run("%llm models").data("text/plain")
+    assert max(len(line) for line in plain.splitlines()) <= 100, plain
+    assert "a-model-with-a-long-identifier-xxxxxxxxxx " in plain and "sync/async  " in plain
+    assert "alias-number" in plain and "alias-number-7" not in plain  # aliases give way, not ids
+    [info] = kernel.run("%llm models alias-number-7").data("text/markdown")
+    assert "alias-number-0, alias-number-1" in info and "alias-number-7" in info
+
+
+def test_models_with_a_model_name_shows_its_options_attachments_and_key(kernel):
+    [info] = kernel.run("%llm models markov").data("text/markdown")
+    assert info.startswith("**markov (sync/async)**")
+    assert "- attachments: none" in info and "- key: not needed" in info
+    assert "| option | type | default | description |" in info
+    assert "| length | whole number (≥ 1, ≤ 10000) | 50 | Number of words to generate |" in info
+    assert "| seed | whole number or none | None | Random seed; the same seed gives the same text |" in info
+    [echo] = kernel.run("%llm models echo").data("text/plain")
+    assert echo.startswith("echo (sync/async, the default model)")
+    assert "attachments: images, audio, pdf (application/pdf, audio/mpeg" in echo
+    assert "delay   number (≥ 0, ≤ 60)  0.0" in echo
+    [keyed] = kernel.run("%llm models keyed").data("text/markdown")
+    assert "- key: testkey: not set" in keyed and "No options." in keyed
 
 
 def test_default_and_alias(kernel):
@@ -349,9 +416,7 @@ def test_usage_table_totals_by_model_and_reset(kernel):
     kernel.run("%llm -m echo one two")
     kernel.run("%llm -m echo three")
     kernel.run("%llm -m markov -o length 5 four five")
-    table = kernel.run("%llm usage").data("text/markdown")[0]
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
-            for line in table.splitlines()[2:]}
+    rows = table_rows(kernel.run("%llm usage").data("text/markdown")[0])
     assert rows["echo"][:2] == ["2", "3"] and rows["markov"][:3] == ["1", "2", "5"]
     assert rows["total"][0] == "3" and rows["total"][1] == "5"
     assert int(rows["total"][2].replace(",", "")) == int(rows["echo"][2]) + 5
@@ -365,13 +430,20 @@ def test_logs_and_no_log(kernel):
     assert "secret prompt" not in table
 
 
-def test_help_lists_options_and_subcommands(kernel):
+def test_help_is_short_with_sections_and_examples(kernel):
     text = kernel.run("%llm help").stream()
-    for word in ("--model", "--attach", "--at", "--conversation", "--format", "%llm models",
-                 "%llm keys", "%llm usage", "@plot"):
+    lines = text.splitlines()
+    assert len(lines) <= 45 and max(map(len, lines)) <= 100
+    for section in ("Examples", "Prompt options", "Subcommands"):
+        assert section in lines
+    examples = lines[lines.index("Examples") + 1:lines.index("Prompt options")]
+    assert any("%llm What is the capital of France?" in line for line in examples)
+    assert any("-o markov.length" in line for line in examples)
+    for word in ("--model", "--attach", "--at", "--conversation", "--format", "--hide-reasoning",
+                 "%llm models", "%llm keys", "%llm usage", "@plot"):
         assert word in text
     doc = kernel.run("from llm_notebook.notebook.magics import LLMMagics\nprint(LLMMagics.llm.__doc__)")
-    assert "--no-interpolate" in doc.stream()
+    assert doc.stream().strip() == text.strip()
 
 
 def test_keys_set_reads_the_key_with_getpass_and_never_shows_it(kernel):
@@ -406,3 +478,175 @@ def test_config_turns_the_usage_table_off(kernel):
     finally:
         kernel.run("%config LLMMagics.show_usage = True")
     assert len(kernel.run("%llm -m echo hi").displays()) == 2
+
+
+# -- prompts that IPython or a subcommand would have taken ----------------------------------------
+
+def test_a_question_mark_at_the_end_reaches_the_model(kernel):
+    run = kernel.run("%llm -m echo What is the capital of France?")
+    assert echoed("What is the capital of France?") in markdown(run)
+    assert "not found" not in run.stream() and not run.payloads()
+    stored = kernel.run("asked = %llm -m echo --no-usage Really??\nprint(str(asked).splitlines()[3])")
+    assert stored.stream() == "> Really??\n"
+    indented = kernel.run("if True:\n    %llm -m echo --no-usage and this one?")
+    assert echoed("and this one?") in markdown(indented)
+    kept = kernel.run('text = """\n%llm stays text?\n"""\nprint(repr(text))')
+    assert kept.stream() == "'\\n%llm stays text?\\n'\n"
+
+
+def test_the_magic_alone_with_a_question_mark_still_shows_its_help(kernel):
+    for source in ("%llm?", "%%llm?"):
+        [page] = [p for p in kernel.run(source).payloads() if p["source"] == "page"]
+        assert "Prompt options" in page["data"]["text/plain"], source
+
+
+def test_unloading_gives_question_marks_back_to_ipython(kernel):
+    check = "print(get_ipython().transform_cell('%llm is it?').strip())"
+    try:
+        kernel.run("%unload_ext llm_notebook")
+        assert kernel.run(check).stream() == "get_ipython().run_line_magic('pinfo', 'it')\n"
+    finally:
+        kernel.run("%load_ext llm_notebook")
+    assert kernel.run(check).stream() == "get_ipython().run_line_magic('llm', 'is it?')\n"
+
+
+@pytest.mark.parametrize("line", [
+    "help me name this function",
+    "models are hard, explain overfitting",
+    "default to shorter answers: what is a monad",
+    "keys get NAME",
+    "usage of the word 'data'",
+    "logs -n many",
+    "wait now",
+    "alias onlyone",
+    "reset the context and explain",
+])
+def test_a_line_that_does_not_fit_a_subcommand_is_a_prompt(kernel, line):
+    assert echoed(line) in markdown(kernel.run(f"%llm -m echo {line}"))
+    assert echoed(line) in markdown(kernel.run(f"%llm {line}"))  # echo is the default model
+
+
+def test_two_dashes_make_any_line_a_prompt(kernel):
+    assert echoed("help") in markdown(kernel.run("%llm -- help"))
+    assert echoed("models") in markdown(kernel.run("%llm -m echo -- models"))
+
+
+@pytest.mark.parametrize("name, why", [
+    ("print", "would hide the builtin print"),
+    ("__builtins__", "starts with _, which IPython keeps for its output history"),
+    ("_", "starts with _, which IPython keeps for its output history"),
+    ("_12", "starts with _, which IPython keeps for its output history"),
+    ("In", "is IPython's own"),
+    ("Out", "is IPython's own"),
+    ("get_ipython", "is IPython's own"),
+    ("exit", "is IPython's own"),
+    ("quit", "is IPython's own"),
+    ("class", "is a Python keyword"),
+    ("1x", "is not a variable name"),
+    ("a.b", "is not a variable name"),
+])
+def test_out_refuses_names_that_would_break_the_kernel(kernel, name, why):
+    error = one_line_error(kernel.run(f"%llm -m echo --out {name} hi", expect_error=True))
+    assert error == f"UsageError: --out {name} {why}: choose another name, such as answer_text"
+    check = kernel.run("print(callable(print), type(In).__name__, type(Out).__name__)")
+    assert check.stream() == "True list dict\n"
+
+
+# -- how answers end -------------------------------------------------------------------------------
+
+def test_an_error_before_any_text_shows_only_the_error_line(kernel):
+    kernel.run("kept_before = 'untouched'")
+    run = kernel.run("%llm -m early --out kept_before hi", expect_error=True)
+    assert one_line_error(run) == "ModelError: the server said no"
+    assert run.displays() == [] and run.stream() == ""
+    assert kernel.run("print(kept_before)").stream() == "untouched\n"
+
+
+def test_usage_rows_say_what_was_not_reported_and_rates_only_when_measurable(kernel):
+    set_answer(kernel, "no counts from me")
+    run = kernel.run("%llm -m fixed hi")
+    table = run.data("text/markdown")[-1]
+    assert "| fixed | — | — (the model sent no counts) |  |" in table
+    echo_row = kernel.run("%llm -m echo quick").data("text/markdown")[-1].splitlines()[-1]
+    cells = [c.strip() for c in echo_row.split("|")[1:-1]]
+    assert cells[0] == "echo" and cells[4] == "0.00 s" and cells[5] == "", cells
+    paced = kernel.run("%llm -m echo -o delay 0.03 one two three four").data("text/markdown")[-1]
+    cells = [c.strip() for c in paced.splitlines()[-1].split("|")[1:-1]]
+    assert float(cells[4].removesuffix(" s")) >= 0.1 and float(cells[5]) > 0, cells
+
+
+def test_usage_counts_map_and_chat_requests_too(kernel):
+    kernel.run("%llm usage --reset")
+    kernel.run("%llm -m echo from a cell")
+    kernel.run("answers = llm_notebook.map('say {}', ['a', 'b'], model='markov', progress=False)")
+    kernel.run("chat = llm_notebook.chat('markov', length=4)\nchat.send('hello there')\nchat.wait(30)")
+    rows = table_rows(kernel.run("%llm usage").data("text/markdown")[0])
+    assert rows["echo"][0] == "1" and rows["markov"][0] == "3" and rows["total"][0] == "4"
+
+
+# -- what an answer shows --------------------------------------------------------------------------
+
+def test_attached_images_show_as_small_thumbnails_above_the_answer(kernel, tmp_path):
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (640, 320), "green").save(path)
+    kernel.run("import numpy as np\nsquare = np.zeros((50, 50, 3), dtype=np.uint8)")
+    run = kernel.run(f"%llm -m echo -a {path} -a square what are these?")
+    kinds = [("thumbnail" if o["metadata"].get("llm_notebook", {}).get("thumbnail") else
+              "answer" if "response_id" in o["metadata"].get("llm_notebook", {}) else "other")
+             for o in run.displays()]
+    assert kinds == ["thumbnail", "thumbnail", "answer", "other"]
+    first, second = run.displays()[:2]
+    assert first["data"]["text/plain"] == "[attachment 1: image/png, 640×320 px]"
+    small = Image.open(io.BytesIO(base64.b64decode(first["data"]["image/png"])))
+    assert small.size == (96, 48) and first["metadata"]["image/png"]["width"] == 96
+    assert second["data"]["text/plain"] == "[attachment 2: image/png, 50×50 px]"
+    # a thumbnail is no plot: @plot still means the image the notebook displayed
+    kernel.run("display(Image.new('RGB', (21, 13), 'blue'))")
+    kernel.run(f"%llm -m echo --no-usage -a {path} again")
+    assert re.search(r"1\. `image/png`, [\d,]+ bytes, 21×13 px",
+                     markdown(kernel.run("%llm -m echo --no-usage -a @plot which one?")))
+
+
+def test_reasoning_shows_collapsed_and_escaped_apart_from_the_answer(kernel):
+    run = kernel.run("%llm -m thinker why?")
+    text = markdown(run)
+    assert text.startswith("<details><summary>Thinking</summary>\n")
+    thinking, answer = text.split("</details>\n\n", 1)
+    assert answer == "The answer is **42**."
+    assert "&lt;b&gt;weigh&lt;/b&gt;" in thinking and "&lt;/details&gt;&lt;script&gt;" in thinking
+    assert "\n\n" not in thinking, "a blank line would end the HTML block"
+    assert re.findall(r"<(?!/?(?:details|summary|br)\b)", text) == [], "model HTML rendered"
+    assert answer_of(run)["data"]["text/plain"] == "The answer is **42**."
+    hidden = kernel.run("%llm -m thinker --hide-reasoning why?")
+    assert markdown(hidden) == "The answer is **42**."
+    kept = kernel.run(f"print([type(p).__name__ for p in Out[{hidden.reply['content']['execution_count']}]"
+                      ".response.parts_so_far()], _.response.prompt.hide_reasoning)")
+    assert kept.stream() == "['ReasoningPart', 'TextPart'] True\n"
+
+
+def test_a_continued_turn_shows_the_earlier_prompt_and_answer(kernel):
+    kernel.run("%llm reset")
+    kernel.run("%llm -m echo What is the capital of France?")
+    follow = markdown(kernel.run("%llm -m echo -c And of Spain?"))
+    assert ("1. **user:** What is the capital of France? — **assistant:** "
+            "What is the capital of France?") in follow
+    kernel.run("%llm -m markov -o seed 1 -o length 4 the cat sat on the mat")
+    both = kernel.run("%llm -m echo -m markov -c -o markov.seed 1 -o markov.length 4 and then")
+    [columns] = both.data("text/markdown")[:1]
+    assert "**assistant:** And of Spain?" in columns
+
+
+# -- the Python API under the magics ---------------------------------------------------------------
+
+def test_named_conversations_are_shared_with_the_python_api(kernel):
+    kernel.run("%llm reset")
+    kernel.run("%llm -m echo --conversation trip --no-usage Where to?")
+    shared = kernel.run("trip = llm_notebook.conversation('trip')\n"
+                        "print(trip.model.model_id, len(trip.responses))\n"
+                        "trip.prompt('How long?').text()\n"
+                        "fresh = llm_notebook.conversation('plan', model='markov')")
+    assert shared.stream() == "echo 1\n"
+    turns = markdown(kernel.run("%llm --conversation trip --no-usage And then?"))
+    assert "**Earlier turns** (2)" in turns and "**user:** How long?" in turns
+    assert answer_of(kernel.run("%llm --conversation plan -o length 3 go"))[
+        "metadata"]["llm_notebook"]["model"] == "markov"

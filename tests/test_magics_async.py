@@ -77,6 +77,15 @@ class Broken(Model):
         raise RuntimeError("backend fell over")
 
 
+class Early(Model):
+    model_id = "early"
+
+    def execute(self, prompt, stream, response, conversation):
+        raise llm_notebook.ModelError("the server said no")
+        yield
+
+
+llm_notebook.register(Early())
 llm_notebook.register(Twin(), AsyncTwin())
 llm_notebook.register(Broken())
 llm_notebook.register(SlowSync())
@@ -122,7 +131,7 @@ def frontend(kernel):
 
 
 def answer_of(outputs) -> dict:
-    [output] = [o for o in outputs if "llm_notebook" in o.get("metadata", {})]
+    [output] = [o for o in outputs if "response_id" in o.get("metadata", {}).get("llm_notebook", {})]
     return output
 
 
@@ -239,9 +248,10 @@ def test_wait_for_several_then_await_a_handle(kernel):
 
 def test_interrupting_wait_cancels_the_background_answers_and_keeps_their_text(kernel):
     started = kernel.run(f"%llm -m slow-async -o delay 0.2 --background {WORDS}")
-    waited = kernel.run("%llm wait", expect_error=True, interrupt_after_seconds=1.0)
-    assert waited.error["traceback"] == ["KeyboardInterrupt: stopped waiting: the background "
-                                         "answers were cancelled; their partial answers are kept"]
+    waited = kernel.run("%llm wait", interrupt_after_seconds=1.0)
+    assert waited.error is None
+    assert waited.stream() == ("Stopped waiting: the background answers were cancelled; their "
+                               "partial answers are kept\n")
     answer = answer_of(saved_outputs(kernel, started))
     assert answer["metadata"]["llm_notebook"]["status"] == "interrupted"
     assert answer["data"]["text/markdown"].startswith("0w 1w ") and "93w" not in answer["data"]["text/markdown"]
@@ -269,7 +279,9 @@ def test_a_failing_model_keeps_its_partial_answer_in_the_background_and_side_by_
     [columns, table] = run.displays()
     assert [a["status"] for a in columns["metadata"]["llm_notebook"]["answers"]] == ["error", "done"]
     assert "eno owt" in columns["data"]["text/markdown"]
-    assert run.stream("stderr") == "Model 'broken' failed: RuntimeError: backend fell over\n"
+    assert ("half an answer \n\n_[stopped by an error: the answer above is partial]_\n\n"
+            "_Model 'broken' failed: RuntimeError: backend fell over_") in columns["data"]["text/markdown"]
+    assert run.error is None and run.stream("stderr") == ""
 
 
 def test_background_needs_one_model_and_no_code_format(kernel):
@@ -295,8 +307,10 @@ def test_side_by_side_streams_all_at_once_with_a_comparison_table(kernel):
     markdown = columns["data"]["text/markdown"]
     assert markdown.count('<div style="flex: 1 1 0;') == 3
     assert markdown.index("**echo**") < markdown.index("**slow-async**") < markdown.index("**slow-sync**")
-    assert "W39 &lt;B>BOLD&lt;/B> " in markdown and "&lt;b>bold&lt;/b>" in markdown
-    assert re.findall(r"<(?!/?div\b)", markdown) == [], "model output rendered as HTML"
+    echo_column, *others = markdown.split("**slow-async**")
+    assert f"> ```text\n> {WORDS} <b>bold</b>\n> ```" in echo_column  # code: shown, never run
+    assert "W39 &lt;B>BOLD&lt;/B> " in others[0]
+    assert re.findall(r"<(?!/?div\b)", others[0]) == [], "model output rendered as HTML"
     answers = columns["metadata"]["llm_notebook"]["answers"]
     assert [a["model"] for a in answers] == ["echo", "slow-async", "slow-sync"]
     assert {a["status"] for a in answers} == {"done"}
@@ -327,9 +341,9 @@ def test_side_by_side_streams_all_at_once_with_a_comparison_table(kernel):
 def test_side_by_side_interrupt_stops_all_and_keeps_partial_answers(kernel):
     kernel.run("%config LLMMagics.display_interval = 0.1")
     run = kernel.run(f"%%llm -m slow-async -m slow-sync -o delay 0.05\n{WORDS}",
-                     expect_error=True, interrupt_after_displays=4)
-    assert run.error["traceback"] == [
-        "KeyboardInterrupt: streaming stopped; the partial answers above are kept"]
+                     interrupt_after_displays=4)
+    assert run.error is None
+    assert run.stream() == "Interrupted: the partial answers above are kept\n"
     columns = next(o for o in run.displays() if "answers" in o["metadata"].get("llm_notebook", {}))
     assert [a["status"] for a in columns["metadata"]["llm_notebook"]["answers"]] == \
         ["interrupted", "interrupted"]
@@ -337,6 +351,9 @@ def test_side_by_side_interrupt_stops_all_and_keeps_partial_answers(kernel):
     assert "0w 1w" in markdown and "W0 " in markdown and "W39" not in markdown
     assert markdown.count("_[interrupted: the answer above is partial]_") == 2
     assert "> still here" in answer_of(kernel.run("%llm -m echo still here").outputs)["data"]["text/markdown"]
+    table = next(o for o in run.displays() if "comparison" in o["metadata"].get("llm_notebook", {}))
+    assert "| slow-sync | interrupted | — | — (interrupted; the model sent no counts) |" in \
+        table["data"]["text/markdown"]
 
 
 def test_side_by_side_option_errors_are_one_line(kernel):
@@ -345,3 +362,48 @@ def test_side_by_side_option_errors_are_one_line(kernel):
                                       "with several models, -c continues each one's last"]
     run = kernel.run("%llm --models echo,nope hi", expect_error=True)
     assert len(run.error["traceback"]) == 1 and "nope" in run.error["traceback"][0]
+
+
+def test_a_background_error_before_any_text_is_only_its_line(kernel):
+    for flags in ("", "--no-usage"):
+        started = kernel.run(f"%llm -m early --background {flags} hi")
+        kernel.run("%llm wait")
+        shown = [o["data"].get("text/plain", "") for o in saved_outputs(kernel, started)]
+        assert [text for text in shown if text] == ["ModelError: the server said no"], (flags, shown)
+
+
+def test_side_by_side_options_go_to_one_model_or_to_every_model(kernel):
+    run = kernel.run("%llm -m echo -m slow-async -o slow-async.delay 0.01 -o echo.delay 0.02 a b")
+    [columns, table] = run.displays()
+    assert "- `delay`: `0.02`" in columns["data"]["text/markdown"]
+    assert [r["status"] for r in table["metadata"]["llm_notebook"]["comparison"]] == ["done", "done"]
+    shared = kernel.run("%llm -m echo -m slow-async -o delay 0.01 a b")
+    assert "- `delay`: `0.01`" in shared.displays()[0]["data"]["text/markdown"]
+    refused = kernel.run("%llm -m echo -m twin -o delay 0.01 hi", expect_error=True)
+    assert refused.error["traceback"] == [
+        "OptionsError: Option 'delay' goes to every model, but twin has no such option: give it "
+        "to echo alone (echo.delay as -o in %llm, echo={'delay': ...} in compare())"]
+    nobody = kernel.run("%llm -m echo -m twin -o colour red hi", expect_error=True)
+    assert nobody.error["traceback"] == ["OptionsError: No model here has an option 'colour': "
+                                         "echo takes delay; twin takes no options"]
+    stray = kernel.run("%llm -m echo -m twin -o markov.length 3 hi", expect_error=True)
+    assert stray.error["traceback"][0].startswith(
+        "OptionsError: Options for 'markov', which is not one of the models asked (echo, twin)")
+
+
+def test_side_by_side_columns_have_a_rule_between_them(kernel):
+    markdown = kernel.run("%llm -m echo -m twin --no-usage hi").displays()[0]["data"]["text/markdown"]
+    columns = re.findall(r'<div style="(flex: 1 1 0;[^"]*)">', markdown)
+    assert len(columns) == 2
+    assert "border-left" not in columns[0]
+    assert "border-left: 1px solid #80808080" in columns[1]  # half-grey: seen on light and dark
+
+
+def test_the_python_api_streams_in_the_background_and_waits(kernel):
+    started = kernel.run("handle = llm_notebook.in_background('one two', model='slow-async', "
+                         "delay=0.02)\nprint(type(handle).__name__, handle.done())")
+    assert started.stream() == "BackgroundAnswer False\n"
+    waited = kernel.run("[job] = llm_notebook.wait_for_background()\n"
+                        "print(job is handle, handle.result().status, str(handle))")
+    assert waited.stream() == "True done eno owt \n"
+    assert answer_of(saved_outputs(kernel, started))["data"]["text/markdown"] == "eno owt "

@@ -81,7 +81,8 @@ def _logged(kernel, response_id: str) -> dict:
 def test_an_interrupted_cell_shows_stores_and_logs_one_string(kernel):
     for attempt in range(3):
         run = kernel.run(f"%%llm -m blocky -o delay 0.05 --out kept --no-usage\n{WORDS} {attempt}",
-                         expect_error=True, interrupt_after_displays=3 + attempt)
+                         interrupt_after_displays=3 + attempt)
+        assert run.stream() == "Interrupted: the partial answer above is kept\n"
         answer = _answer(run.outputs)
         shown = answer["data"]["text/markdown"]
         assert shown.endswith(MARKER)
@@ -96,8 +97,8 @@ def test_an_interrupted_cell_shows_stores_and_logs_one_string(kernel):
 def test_interrupted_side_by_side_columns_show_store_and_log_one_string_each(kernel):
     for attempt in range(3):
         run = kernel.run(f"%%llm -m blocky -m blocky -o delay 0.05 --out kept --no-usage\n"
-                         f"{WORDS} {attempt}", expect_error=True,
-                         interrupt_after_displays=3 + attempt)
+                         f"{WORDS} {attempt}", interrupt_after_displays=3 + attempt)
+        assert run.stream() == "Interrupted: the partial answers above are kept\n"
         [columns] = [o for o in run.displays() if "answers" in o["metadata"].get("llm_notebook", {})]
         kept = json.loads(kernel.run("print(json.dumps(kept))").stream())
         for answer, text in zip(columns["metadata"]["llm_notebook"]["answers"], kept, strict=True):
@@ -128,8 +129,8 @@ def test_wait_waits_only_for_background_answers_and_leaves_the_chat_alone(kernel
     waited = kernel.run("%llm wait")
     assert waited.stream() == "No background answers to wait for\n"
     kernel.run(f"%llm -m blocky -o delay 0.05 --background --no-usage {WORDS}")
-    interrupted = kernel.run("%llm wait", expect_error=True, interrupt_after_seconds=0.8)
-    assert interrupted.error["traceback"][0].startswith("KeyboardInterrupt: stopped waiting")
+    interrupted = kernel.run("%llm wait", interrupt_after_seconds=0.8)
+    assert interrupted.stream().startswith("Stopped waiting: the background answers were cancelled")
     after = kernel.run("print(chat.busy); chat.wait(30); print(chat.history[-1].status)")
     assert after.stream() == "True\ndone\n"
 
@@ -140,7 +141,7 @@ def test_continued_conversations_use_the_model_registered_now(kernel):
     kernel.run("class Versioned2(Versioned):\n    version = 'v2'\n"
                "llm_notebook.register(Versioned2())")
     continued = _answer(kernel.run("%llm -c -m versioned second").outputs)
-    assert continued["data"]["text/markdown"] == \
+    assert continued["data"]["text/plain"] == \
         "v2 heard 'second' after [\"v1 heard 'first' after []\"]"
     named = _answer(kernel.run("%llm --conversation talk again").outputs)
-    assert named["data"]["text/markdown"].startswith("v2 heard 'again' after [\"v1 heard 'hello'")
+    assert named["data"]["text/plain"].startswith("v2 heard 'again' after [\"v1 heard 'hello'")

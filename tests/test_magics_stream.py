@@ -10,6 +10,8 @@ import pytest
 
 from tests.magics_kernel import KernelNotebook
 
+LIVE = "\n\n_▍ streaming_"  # the last line of every partial render, gone from the final one
+
 
 PARROT = '''
 %load_ext llm_notebook
@@ -41,8 +43,19 @@ class Burst(llm_notebook.Model):
         yield "three"
 
 
+class Late(llm_notebook.Model):
+    """Says nothing for a long while (an interrupt lands before its first word)."""
+    model_id = "late"
+
+    def execute(self, prompt, stream, response, conversation):
+        for _ in range(300):
+            time.sleep(0.1)
+        yield "too late"
+
+
 llm_notebook.register(Parrot())
 llm_notebook.register(Burst())
+llm_notebook.register(Late())
 '''
 
 
@@ -75,8 +88,10 @@ def test_long_answer_display_traffic_is_a_small_multiple_of_its_size(kernel):
     assert len(messages) >= 15, "the answer did not stream"
     assert sent <= 8 * len(final), f"{sent} bytes sent for a {len(final)}-byte answer"
     assert messages[0]["msg_type"] == "display_data"
-    assert messages[0]["content"]["data"]["text/markdown"].strip() == "**Prompt**"
+    assert messages[0]["content"]["data"]["text/markdown"] == "**Prompt**" + LIVE
     assert all(m["msg_type"] == "update_display_data" for m in messages[1:])
+    assert all(m["content"]["data"]["text/markdown"].endswith(LIVE) for m in messages[:-1])
+    assert "streaming" not in final
     [output] = [o for o in run.displays()]
     assert output["data"]["text/markdown"] == final  # the notebook keeps the exact final text
 
@@ -90,30 +105,43 @@ def test_first_text_shows_at_once_and_partial_code_fences_are_closed(kernel):
         return datetime.fromisoformat(str(message["header"]["date"]).replace("Z", "+00:00"))
 
     started = at(next(m for m in run.messages if m["msg_type"] == "execute_input"))
-    assert messages[0]["content"]["data"]["text/markdown"] == "Code:"  # shown before the next word
+    assert messages[0]["content"]["data"]["text/markdown"] == "Code:" + LIVE  # before the next word
     assert (at(messages[-1]) - started).total_seconds() > 1.0
-    partial = [m["content"]["data"]["text/markdown"] for m in messages[1:-1]]
+    partial = [m["content"]["data"]["text/markdown"].removesuffix(LIVE) for m in messages[1:-1]]
     opened = [text for text in partial if text.count("```") == 2]
     assert len(opened) >= 3 and all(text.endswith("\n```") for text in opened)
     assert messages[-1]["content"]["data"]["text/markdown"] == "Code:\n```python\nx = 1\ny = 2\nz = 3\n```"
 
 
-def test_interrupt_keeps_the_partial_answer_and_the_kernel_stays_usable(kernel):
+def test_interrupt_keeps_the_partial_answer_with_one_short_line_and_the_kernel_stays_usable(kernel):
     prompt = " ".join(f"w{i}" for i in range(200))
     run = kernel.run(f"%llm -m echo -o delay 0.05 --out partial {prompt}",
-                     expect_error=True, interrupt_after_displays=3)
-    assert run.error["traceback"] == [
-        "KeyboardInterrupt: streaming stopped; the partial answer above is kept"]
-    [answer] = [o for o in run.displays() if "llm_notebook" in o["metadata"]]
+                     interrupt_after_displays=6)
+    assert run.error is None, "an interrupt is no error: no red traceback"
+    assert run.stream() == "Interrupted: the partial answer above is kept\n"
+    [answer, usage] = run.displays()
     assert answer["metadata"]["llm_notebook"]["status"] == "interrupted"
     shown = answer["data"]["text/markdown"]
-    assert shown.startswith("**Prompt**\n\n> w0 ") and "w199" not in shown
-    assert shown.endswith("_[interrupted: the answer above is partial]_")
+    assert shown.startswith("**Prompt**\n\n> ```text\n> w0 ") and "w199" not in shown
+    assert shown.endswith("_[interrupted: the answer above is partial]_") and "streaming" not in shown
+    # the model reports its counts at the end: an interrupted answer has none, and says so
+    assert "| echo | — | — (interrupted; the model sent no counts) |" in usage["data"]["text/markdown"]
     after = kernel.run("import llm_notebook\n"
-                       "print(1 + 1, llm_notebook.logs(1)[0]['status'], partial.startswith('**Prompt**'))")
-    assert after.stream() == "2 interrupted True\n"
+                       "print(1 + 1, llm_notebook.logs(1)[0]['status'], partial.startswith('**Prompt**'),"
+                       " _.status)")
+    assert after.stream() == "2 interrupted True interrupted\n"
     again = kernel.run("%llm -m echo still here")
     assert "> still here" in again.displays()[0]["data"]["text/markdown"]
+
+
+def test_an_interrupt_before_any_text_shows_one_line_and_nothing_else(kernel):
+    kernel.run("kept = 'before'")
+    run = kernel.run("%llm -m late --out kept go", interrupt_after_seconds=0.5)
+    assert run.error is None
+    assert run.stream() == "Interrupted before the model sent any text\n"
+    assert run.displays() == [], "no empty answer, no marker over nothing, no usage row"
+    assert kernel.run("print(kept, llm_notebook.logs(1)[0]['status'])").stream() == \
+        "before interrupted\n"
 
 
 def test_text_before_a_pause_is_shown_during_the_pause(kernel):

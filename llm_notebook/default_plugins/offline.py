@@ -19,6 +19,8 @@ ACCEPTED_TYPES = {
     "audio/wav", "audio/mpeg", "application/pdf",
 }
 _WORD = re.compile(r"\S+\s*")
+_BACKTICKS = re.compile(r"`+")
+_HEADING = re.compile(r"\*\*[A-Z][A-Za-z ]*\*\*(?: \(\d+\))?")
 
 
 class _DelayOptions(Options):
@@ -42,7 +44,21 @@ def _turns(conversation) -> list[tuple[str | None, str]]:
 
 
 def _quote(text: str) -> str:
-    return "\n".join("> " + line if line else ">" for line in text.split("\n"))
+    """`text` exactly as received: a fenced text block (so line breaks, indentation and aligned
+    columns survive, and nothing in it is read as Markdown), inside a quote."""
+    longest = max((len(run) for run in _BACKTICKS.findall(text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    lines = [fence + "text", *text.split("\n"), fence]
+    return "\n".join("> " + line if line else ">" for line in lines)
+
+
+def _excerpt(text: str | None, width: int = 80) -> str:
+    """The first line that says something: not a fence, a quote marker or echo's own heading."""
+    for line in (text or "").split("\n"):
+        line = line.strip().lstrip(">").strip()
+        if line and not line.startswith(("```", "~~~")) and not _HEADING.fullmatch(line):
+            return line if len(line) <= width else line[:width - 1] + "…"
+    return ""
 
 
 def _describe_attachment(index: int, attachment) -> str:
@@ -74,9 +90,8 @@ def echo_text(prompt, conversation) -> str:
     if turns:
         lines = []
         for i, (asked, answered) in enumerate(turns, 1):
-            first_line = (answered.strip().split("\n") or [""])[0]
-            lines.append(f"{i}. **user:** {asked or '_(attachments only)_'} — "
-                         f"**assistant:** {first_line[:80]}")
+            lines.append(f"{i}. **user:** {_excerpt(asked) or '_(attachments only)_'} — "
+                         f"**assistant:** {_excerpt(answered) or '_(no text)_'}")
         sections += [f"**Earlier turns** ({len(turns)})", "\n".join(lines)]
     return "\n\n".join(sections) + "\n"
 

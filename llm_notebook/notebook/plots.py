@@ -12,6 +12,7 @@ from typing import Any
 
 from ..attachments import Attachment
 from ..errors import AttachmentError
+from .thumbnails import is_thumbnail
 
 #: Raster types worth attaching, in order of preference when one output carries several.
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
@@ -71,9 +72,10 @@ class PlotHistory:
         publisher, hook = shell.display_pub, shell.displayhook
         publish, write = publisher.publish, hook.write_format_data
 
-        def remembering_publish(data, *args, **kwargs):
-            self.remember(data)
-            return publish(data, *args, **kwargs)
+        def remembering_publish(data, metadata=None, *args, **kwargs):
+            if not is_thumbnail(metadata):  # a picture of an attachment is no plot
+                self.remember(data)
+            return publish(data, metadata, *args, **kwargs)
 
         def remembering_write(format_dict, *args, **kwargs):
             self.remember(format_dict)

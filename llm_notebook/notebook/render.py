@@ -9,29 +9,15 @@ answer with its provenance in the metadata. A terminal IPython gets the plain te
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..answers import Answer, ending_marker, partial_markdown, partial_plain
 from ..errors import LLMNotebookError
-from ..markdown import safe_markdown
-
-METADATA_KEY = "llm_notebook"
-_JSON_FENCE = re.compile(r"```(?:json)?\s*\n(.*?)\n```", re.S)
-_MARKERS = {
-    "interrupted": "interrupted: the answer above is partial",
-    "error": "stopped by an error: the answer above is partial",
-}
-
-
-def partial_note(status: str) -> str:
-    """The Markdown note under an answer that stopped early ("" for a finished one)."""
-    marker = _MARKERS.get(status)
-    return f"\n\n_[{marker}]_" if marker else ""
+from ..tables import table_data
 
 
 class Throttle:
@@ -65,81 +51,6 @@ class Throttle:
         self.sent_bytes += sent
         self._last_size = size
         self._last_time = now
-
-
-class ShownOnce:
-    """A cell value whose display is skipped once, in the cell that has already shown it."""
-
-    _skip_display_in: int | None = None
-
-    def skip_display_in(self, execution_count: int) -> None:
-        """Do not display again in this execution: the stream has shown it."""
-        self._skip_display_in = execution_count
-
-    def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict[str, Any], dict[str, Any]]:
-        raise NotImplementedError
-
-    def _ipython_display_(self) -> None:
-        from IPython import get_ipython
-        from IPython.display import publish_display_data
-
-        shell = get_ipython()
-        if shell is not None and self._skip_display_in == shell.execution_count:
-            self._skip_display_in = None
-            return
-        publish_display_data(*self._repr_mimebundle_())
-
-
-class Answer(ShownOnce):
-    """A finished (or interrupted) answer: displays as the answer, `str()` is its text.
-
-    It is the cell's value, so `Out[n]` and `{Out[n]}` reach it; in the cell that streamed it,
-    its first display is skipped because the stream already shows it. Its text is the
-    response's: the answer keeps no copy.
-    """
-
-    def __init__(self, response: Any, *, format: str = "markdown") -> None:
-        self.response = response
-        self.format = format
-        self.parsed = _parsed_json(self.text) if format == "json" else None
-
-    @property
-    def text(self) -> str:
-        return self.response.text_so_far()
-
-    @property
-    def status(self) -> str:
-        return self.response.status
-
-    def __str__(self) -> str:
-        return self.text
-
-    def __repr__(self) -> str:
-        shown = self.text if len(self.text) <= 60 else self.text[:57] + "..."
-        return f"<Answer model={self.response.model.model_id!r} status={self.status!r} text={shown!r}>"
-
-    def metadata(self) -> dict[str, Any]:
-        summary = self.response.to_dict()
-        return {METADATA_KEY: {
-            "model": summary["model"], "response_id": summary["id"], "status": summary["status"],
-            "usage": summary["usage"], "duration_ms": summary["duration_ms"],
-            "datetime": summary["datetime_utc"],
-        }}
-
-    def data(self) -> dict[str, Any]:
-        """The mime bundle: text/plain always, then Markdown (or JSON for `-f json`)."""
-        marker = _MARKERS.get(self.status)
-        plain = self.text + (f"\n[{marker}]" if marker else "")
-        if self.format == "json" and self.parsed is not None:
-            return {"text/plain": json.dumps(self.parsed, indent=2, default=str),
-                    "application/json": self.parsed}
-        if self.format == "text":
-            return {"text/plain": plain}
-        markdown = safe_markdown(self.text, partial=marker is not None)
-        return {"text/plain": plain, "text/markdown": markdown + partial_note(self.status)}
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        return self.data(), self.metadata()
 
 
 class ThrottledView:
@@ -227,11 +138,10 @@ class LiveDisplay:
 
 
 def partial_data(response: Any, *, plain: bool = False) -> dict[str, str]:
-    """The render of a response while it streams."""
-    text = response.text_so_far()
+    """The render of a response while it streams, ending in the live marker."""
     if plain:
-        return {"text/plain": text}
-    return {"text/markdown": safe_markdown(text, partial=True)}
+        return {"text/plain": partial_plain(response)}
+    return {"text/markdown": partial_markdown(response)}
 
 
 class ResponseView(ThrottledView):
@@ -274,7 +184,7 @@ class TerminalView:
 
     def finish(self, answer: Answer) -> None:
         text = answer.text
-        marker = _MARKERS.get(answer.status)
+        marker = ending_marker(answer.status)
         ending = "\n" if text and not text.endswith("\n") else ""
         self._stream.write(text[self._written:] + ending + (f"[{marker}]\n" if marker else ""))
         self._stream.flush()
@@ -303,20 +213,15 @@ def stream(response: Any, chunks: Iterable[str], view: KernelView | TerminalView
 
 
 def conclude(response: Any, view: Any, *, format: str = "markdown") -> Answer:
-    """The finished response as an answer, shown exactly in `view` with its provenance."""
+    """The finished response as an answer, shown exactly in `view` with its provenance.
+
+    An answer that stopped before saying anything is not shown: the error or the interrupt
+    note is all there is to see.
+    """
     answer = Answer(response, format=format)
-    view.finish(answer)
+    if answer.said_anything or response.status == "done":
+        view.finish(answer)
     return answer
-
-
-def _parsed_json(text: str) -> Any:
-    """The JSON value of an answer, also when the model wrapped it in a ``` fence; else None."""
-    body = text.strip()
-    fenced = _JSON_FENCE.fullmatch(body)
-    try:
-        return json.loads(fenced.group(1) if fenced else body)
-    except ValueError:
-        return None
 
 
 def in_kernel(shell: Any) -> bool:
@@ -326,21 +231,6 @@ def in_kernel(shell: Any) -> bool:
 
 def new_view(shell: Any, response: Any, throttle: Throttle, *, plain: bool = False):
     return KernelView(response, throttle, plain=plain) if in_kernel(shell) else TerminalView(response)
-
-
-def _cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def table_data(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, str]:
-    """A table as Markdown, with an aligned plain-text twin for terminals and saved text."""
-    cells = [[str(h) for h in headers]] + [[str(v).replace("\n", " ") for v in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    plain = "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells)
-    markdown = "\n".join(["| " + " | ".join(_cell(h) for h in headers) + " |",
-                          "| " + " | ".join("---" for _ in headers) + " |"]
-                         + ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows])
-    return {"text/plain": plain, "text/markdown": markdown}
 
 
 def show_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],

@@ -1,0 +1,138 @@
+"""What a prompt cell does once its options are read: ask, show the answer, report how it ended.
+
+One answer streams into its own display (a terminal gets the plain text); several models stream
+side by side (`llm_notebook.compare`); `--background` returns a handle at once
+(`llm_notebook.in_background`). The Python API does the asking; this module only shows it.
+
+How an answer ends decides what the cell shows: a finished one, its answer and usage table; one
+that failed, what arrived (marked) and the error as one line (nothing else when nothing
+arrived); an interrupted one, what arrived (marked) and one short line, with the cell ending
+normally so the kernel is ready at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from typing import Any
+
+from .. import render
+from ..thumbnails import show_thumbnails
+from .errors import LLMError
+
+INTERRUPTED = "Interrupted: the partial answer above is kept"
+INTERRUPTED_EARLY = "Interrupted before the model sent any text"
+_CODE_BLOCK = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n(.*?)^ {0,3}\1[ \t]*$", re.M | re.S)
+
+
+def code_blocks(text: str) -> list[str]:
+    return [match.group(2).rstrip("\n") for match in _CODE_BLOCK.finditer(text)]
+
+
+def _chunks(response: Any):
+    """The text chunks of `response` as they arrive: async models stream through the runner."""
+    from ... import runner
+
+    return runner.iterate(response)
+
+
+def _throttle(magics: Any) -> render.Throttle:
+    return render.Throttle(magics.display_interval, magics.display_budget)
+
+
+def _has_something(answer: Any) -> bool:
+    """Whether an answer gets a usage row and a `--out` value: it finished, or said something."""
+    return answer.status == "done" or answer.said_anything
+
+
+def show_answer(magics: Any, response: Any, args: argparse.Namespace):
+    """Stream one answer into the cell; its Answer is the cell's value."""
+    shell = magics.shell
+    show_thumbnails(response.attachments)
+    view = render.new_view(shell, response, _throttle(magics), plain=args.format == "text")
+    answer, stopped = render.stream(response, _chunks(response), view, format=args.format)
+    if args.out is not None and _has_something(answer):
+        shell.user_ns[args.out] = answer.text
+    if magics.show_usage and not args.no_usage and _has_something(answer):
+        from ...usage import ANSWER_HEADERS, answer_row
+
+        render.show_table(ANSWER_HEADERS, [answer_row(response.to_dict())])
+    if isinstance(stopped, KeyboardInterrupt):
+        print(INTERRUPTED if answer.said_anything else INTERRUPTED_EARLY)
+    elif stopped is not None:
+        raise LLMError(str(stopped), type(stopped).__name__)
+    elif args.format == "code":
+        _next_cell(shell, answer.text)
+    elif args.format == "json" and answer.parsed is None:
+        print("The answer is not valid JSON: it is shown as Markdown", file=sys.stderr)
+    answer.skip_display_in(shell.execution_count)
+    return answer
+
+
+def _next_cell(shell: Any, text: str) -> None:
+    blocks = code_blocks(text)
+    if blocks:
+        shell.set_next_input("\n\n".join(blocks), replace=False)
+    else:
+        print("(no code block in the answer: no cell added)")
+
+
+def start_background(magics: Any, response: Any, args: argparse.Namespace):
+    """Start streaming `response` into this cell and return its handle at once."""
+    from ..background import BackgroundAnswer
+
+    shell = magics.shell
+    if not render.in_kernel(shell):
+        raise LLMError("--background needs a notebook: in a terminal, leave it out", "UsageError")
+    if args.format == "code":
+        raise LLMError("-f code cannot add a cell from the background: leave out --background",
+                       "UsageError")
+
+    def store(answer) -> None:
+        if args.out is not None and _has_something(answer):
+            shell.user_ns[args.out] = answer.text
+
+    show_thumbnails(response.attachments)
+    job = BackgroundAnswer(response, shell=shell, format=args.format,
+                           show_usage=magics.show_usage and not args.no_usage,
+                           throttle=_throttle(magics), on_finish=store)
+    job.skip_display_in(shell.execution_count)
+    return job
+
+
+def show_comparison(magics: Any, names: list[str], args: argparse.Namespace, text: str | None,
+                    attachments: list, options: Any):
+    """Ask every model at once and show the answers side by side, with a comparison table."""
+    from IPython.display import publish_display_data
+
+    from ...comparison import prepare
+    from ..compare import Columns
+
+    for given, why in ((args.conversation, "--conversation names one model's conversation: "
+                                           "with several models, -c continues each one's last"),
+                       (args.background, "--background takes one model"),
+                       (args.format in ("code", "json"), f"-f {args.format} takes one model")):
+        if given:
+            raise LLMError(why, "UsageError")
+    shell = magics.shell
+    comparison = prepare(text, names, system=args.system, attachments=attachments,
+                         stream=magics.stream and not args.no_stream, key=args.key,
+                         continue_last=args.continue_last, prefer_async=args.prefer_async,
+                         log=not args.no_log, format=args.format,
+                         hide_reasoning=args.hide_reasoning, model_options=options.own,
+                         **options.shared)
+    show_thumbnails(attachments)
+    view = Columns(comparison.responses, _throttle(magics), in_kernel=render.in_kernel(shell),
+                   plain=args.format == "text")
+    interrupted = comparison.stream(view.add)
+    view.finish(comparison.answers)
+    if args.out is not None:
+        shell.user_ns[args.out] = [answer.text for answer in comparison.answers]
+    if magics.show_usage and not args.no_usage:
+        publish_display_data(*comparison.table())
+    if interrupted:
+        print("Interrupted: the partial answers above are kept")
+    comparison.skip_display_in(shell.execution_count)
+    return comparison
+

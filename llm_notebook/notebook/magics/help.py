@@ -1,0 +1,38 @@
+"""The short reference `%llm help` prints (and `%%llm?` shows as the magic's docstring)."""
+
+HELP = """\
+%%llm [options]           sends the cell body to a model
+%llm [options] PROMPT     sends the rest of the line (`--` ends the options)
+
+Examples
+  %llm What is the capital of France?
+  %%llm -m gpt-4o-mini -a @plot         the chart shown last goes with the prompt
+  %%llm -m echo -m markov -o markov.length 40     two models, side by side
+  %llm --conversation story -m markov Once upon a time
+  %llm -f code Write a function that parses ISO dates
+
+Prompt options
+  -m, --model ID         model id or alias; repeat it to compare models side by side
+  -o, --option NAME VAL  a model option (-o MODEL.NAME VAL: one model's, side by side)
+  -s, --system TEXT      system prompt
+  -a, --attach X         a variable, attribute path, file, URL, or @plot / @plot-2
+  -c, --continue         continue the last conversation with this model
+  --conversation NAME    continue (or start) a named conversation
+  --out NAME             also store the answer's text in the variable NAME
+  -f, --format F         markdown (default), text, code (a new cell below), json
+  --background           return at once; the answer streams into this cell
+  also: --models A,B  --async  --at PATH TYPE  --key KEY  --no-stream  --no-usage
+        --no-log  --no-interpolate  --hide-reasoning
+
+Subcommands
+  %llm models [ID]       the models, or one model's options, attachments and key
+  %llm default [ID]      show or set the default model
+  %llm alias NAME ID     add an alias
+  %llm keys [set NAME]   list stored key names, or store a key (asked for, never shown)
+  %llm usage [--reset]   this session's usage by model
+  %llm logs [-n N]       the newest logged answers
+  %llm reset [NAME]      forget a named conversation, or all of them
+  %llm wait              wait for the answers still streaming in the background
+
+{name}, {name.attr}, {name[key]}, {Out[3]} put notebook values in the prompt; {{x}} is {x}.
+A line that does not fit a subcommand is a prompt: %llm help me name this function."""

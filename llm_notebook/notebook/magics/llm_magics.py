@@ -1,0 +1,142 @@
+"""The `%%llm` / `%llm` magic: read the line, then run a subcommand or ask the models.
+
+Its settings are traits (`%config LLMMagics.x = ...`), read from the shell's config when the
+magics are made, so a `%config` line or `ipython_config.py` before `%load_ext` counts too.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from traitlets import Bool, Float, Integer, Unicode, observe
+
+from ... import settings
+from ...errors import LLMNotebookError
+from ..plots import PlotHistory
+from . import arguments
+from .errors import LLMError
+from .help import HELP
+
+
+@magics_class
+class LLMMagics(Magics):
+    """The %%llm and %llm magics; the traits below are settable with %config LLMMagics.x = ..."""
+
+    default_model = Unicode("", help="Model used when -m is not given; empty: the stored default "
+                                     "(llm_notebook.get_default_model())").tag(config=True)
+    stream = Bool(True, help="Stream answers as they arrive").tag(config=True)
+    show_usage = Bool(True, help="Show a usage table under each answer").tag(config=True)
+    display_interval = Float(0.1, help="Least seconds between two display updates").tag(config=True)
+    display_budget = Float(2.5, help="Bytes sent while streaming, at most this many times the "
+                                     "answer's size (plus 4 KB)").tag(config=True)
+    max_image_edge = Integer(settings.max_image_edge, allow_none=True,
+                             help="Longest edge in pixels of attached images; None: never "
+                                  "downscale").tag(config=True)
+    log = Bool(settings.log, help="Write responses to the SQLite log").tag(config=True)
+    plot_history = Integer(10, help="How many displayed images @plot-N can reach").tag(config=True)
+
+    def __init__(self, shell=None, **kwargs) -> None:
+        from ...conversations import session_conversations
+
+        self.plots = PlotHistory()  # before the config is read: plot_history resizes it
+        if shell is not None:
+            kwargs.setdefault("config", shell.config)
+        super().__init__(shell=shell, **kwargs)
+        self.plots.resize(self.plot_history)
+        self.conversations = session_conversations
+        self.parser = arguments.prompt_parser()
+
+    @observe("plot_history")
+    def _resize_plots(self, change) -> None:
+        self.plots.resize(change["new"])
+
+    @observe("log")
+    def _set_log(self, change) -> None:
+        settings.log = change["new"]
+
+    @observe("max_image_edge")
+    def _set_max_image_edge(self, change) -> None:
+        settings.max_image_edge = change["new"]
+
+    @no_var_expand  # IPython would expand {name} itself, before our own rules
+    @line_cell_magic
+    def llm(self, line: str, cell: str | None = None):
+        try:
+            called = arguments.subcommand(line) if cell is None else None
+            if called is not None:
+                from .subcommands import COMMANDS
+
+                name, words = called
+                return COMMANDS[name](self, words)
+            options, text = arguments.split_line(line)
+            if cell is not None:
+                if text:
+                    raise LLMError(f"unexpected text on the %%llm line: {text!r} (the prompt is the "
+                                   "cell body; quote option values that contain spaces)", "UsageError")
+                text = cell
+            return self._ask(self.parser.parse_args(options), text)
+        except LLMNotebookError as exc:
+            raise LLMError(str(exc), type(exc).__name__) from None
+
+    llm.__doc__ = HELP
+
+    def _ask(self, args: argparse.Namespace, text: str):
+        from ...interpolate import interpolate
+        from . import asking
+
+        if args.out is not None:
+            arguments.check_out_name(args.out)
+        namespace = self.shell.user_ns
+        if not args.no_interpolate:
+            text = interpolate(text, namespace)
+            args.system = interpolate(args.system, namespace) if args.system else args.system
+        attachments = [self._attachment(x) for x in args.attach]
+        attachments += [self._typed_attachment(where, kind) for where, kind in args.at]
+        if not text.strip() and not attachments:
+            raise LLMError("the prompt is empty: write it after %llm or in the cell body, or "
+                           "attach something with -a", "UsageError")
+        options = arguments.ModelOptions.from_pairs(args.option)
+        names = args.model + [name.strip() for name in (args.models or "").split(",") if name.strip()]
+        if len(names) > 1:
+            return asking.show_comparison(self, names, args, text.strip() or None, attachments,
+                                          options)
+        response = self._prompt(names[0] if names else None, args, text.strip() or None,
+                                attachments, options)
+        if args.background:
+            return asking.start_background(self, response, args)
+        return asking.show_answer(self, response, args)
+
+    def _prompt(self, name: str | None, args: argparse.Namespace, text: str | None,
+                attachments: list, options: arguments.ModelOptions):
+        """The (not yet started) response, in the conversation the options name."""
+        from ...model_choice import pick_model
+
+        named = self.conversations.named(args.conversation) if args.conversation else None
+        if name is None and named is not None:
+            model = named.model
+        else:
+            model = pick_model(name or self.default_model or None, prefer_async=args.prefer_async)
+        conversation = self.conversations.for_prompt(
+            model, continue_last=args.continue_last, name=args.conversation)
+        response = conversation.prompt(
+            text, attachments=attachments, system=args.system,
+            stream=self.stream and not args.no_stream, key=args.key,
+            hide_reasoning=args.hide_reasoning, **options.for_one(name, model))
+        self.conversations.remember(conversation)
+        if args.no_log:
+            response.log_enabled = False
+        return response
+
+    def _attachment(self, what: str):
+        from ...references import resolve_attachment
+
+        return resolve_attachment(what, self.shell.user_ns, self.plots, self.max_image_edge)
+
+    def _typed_attachment(self, where: str, kind: str):
+        from ...attachments import Attachment
+
+        if where.startswith(("http://", "https://")):
+            return Attachment(type=kind, url=where)
+        attachment = Attachment.from_object(where, max_edge=None)
+        return Attachment(type=kind, path=attachment.path)

@@ -1,0 +1,41 @@
+"""`%config LLMMagics.x = ...` works before `%load_ext llm_notebook` as after it (a real kernel)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.magics_kernel import KernelNotebook
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("notebook")
+    notebook = KernelNotebook(workdir, env={
+        "LLM_NOTEBOOK_USER_PATH": str(workdir / "user"), "LLM_NOTEBOOK_LOAD_PLUGINS": ""})
+    yield notebook
+    notebook.close()
+
+
+def test_settings_made_before_loading_are_the_magics_settings(kernel):
+    before = kernel.run("%config LLMMagics.plot_history = 2\n"
+                        "%config LLMMagics.show_usage = False\n"
+                        "%config LLMMagics.default_model = 'markov'")
+    assert before.error is None
+    kernel.run("%load_ext llm_notebook")
+    answer = kernel.run("%llm -o length 3 -o seed 1 the cat sat")
+    [shown] = answer.displays()  # no usage table
+    assert shown["metadata"]["llm_notebook"]["model"] == "markov"
+    kernel.run("from IPython.display import display\nfrom PIL import Image\n"
+               "for size in (10, 11, 12):\n    display(Image.new('RGB', (size, size)))")
+    too_far = kernel.run("%llm -m echo -a @plot-3 hi", expect_error=True)
+    assert too_far.error["traceback"][0].startswith(
+        "AttachmentError: @plot-3 asks for the image 3 back, but only 2 image(s)")
+    read = kernel.run("%config LLMMagics.plot_history")
+    assert read.data("text/plain") == ["2"]
+
+
+def test_settings_made_after_loading_take_effect_at_once(kernel):
+    kernel.run("%config LLMMagics.show_usage = True\n%config LLMMagics.default_model = ''")
+    assert len(kernel.run("%llm hi").displays()) == 2
+    kernel.run("%config LLMMagics.plot_history = 5")
+    assert kernel.run("%config LLMMagics.plot_history").data("text/plain") == ["5"]
