@@ -93,6 +93,8 @@ def refresh_widget_text(notebook) -> None:
         "application/vnd.jupyter.widget-state+json", {}).get("state", {})
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
+            if "llm_notebook" in output.get("metadata", {}):  # the package's widgets write their own
+                continue
             view = output.get("data", {}).get("application/vnd.jupyter.widget-view+json")
             if view and view.get("model_id") in states:
                 output["data"]["text/plain"] = _widget_text(view["model_id"], states)
