@@ -47,3 +47,51 @@ def test_background_and_side_by_side_answers_in_jupyterlab(open_notebook, jupyte
     assert answer["metadata"]["llm_notebook"]["status"] == "done"
     assert f"> {WORDS}" in answer["data"]["text/markdown"]
     assert [o["output_type"] for o in saved.cells[2].outputs] == ["stream"]
+
+
+_RULE_AND_BACKGROUND = """
+const column = panel.node.querySelectorAll('div[style*="flex: 1 1 0"]')[1];
+const style = getComputedStyle(column);
+let node = column, background = 'rgba(0, 0, 0, 0)';
+while (node && /rgba\\(0, 0, 0, 0\\)|transparent/.test(background)) {
+    background = getComputedStyle(node).backgroundColor;
+    node = node.parentElement;
+}
+return {rule: style.borderLeftColor, width: style.borderLeftWidth, style: style.borderLeftStyle,
+        background};
+"""
+
+
+def _rgba(css: str) -> tuple[float, ...]:
+    values = [float(v) for v in css[css.index("(") + 1:css.index(")")].split(",")]
+    return tuple(values) if len(values) == 4 else (*values, 1.0)
+
+
+def _luminance(rgb) -> float:
+    def channel(c):
+        c /= 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (channel(c) for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def test_side_by_side_columns_have_a_visible_rule_in_light_and_dark_themes(open_notebook):
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in (
+        "%load_ext llm_notebook", "%llm -m echo -m markov --no-usage -o markov.length 5 a b c")])
+    lab = open_notebook(notebook, name="columns.ipynb")
+    lab.run_all()
+    for theme, light in (("JupyterLab Light", "true"), ("JupyterLab Dark", "false")):
+        lab.page.evaluate("(theme) => window.jupyterapp.commands.execute('apputils:change-theme',"
+                          " {theme})", theme)
+        lab.page.wait_for_function(  # the theme's stylesheet has applied: the page is light/dark
+            "(light) => { const [r, g, b] = getComputedStyle(document.body).backgroundColor"
+            ".match(/\\d+/g).map(Number); return ((r + g + b) / 3 > 128) === light; }",
+            arg=light == "true")
+        seen = lab._evaluate(_RULE_AND_BACKGROUND)
+        assert seen["width"] == "1px" and seen["style"] == "solid", seen
+        *rule, alpha = _rgba(seen["rule"])
+        background = _rgba(seen["background"])[:3]
+        shown = [alpha * r + (1 - alpha) * b for r, b in zip(rule, background)]  # as composited
+        lighter, darker = sorted((_luminance(shown), _luminance(background)), reverse=True)
+        assert (lighter + 0.05) / (darker + 0.05) >= 1.5, (theme, seen)  # a rule one can see
+        lab.screenshot(f"columns_{light}", lab.cells().nth(1))
