@@ -3,8 +3,10 @@
 In a kernel the answer streams into a single display by display id. Updates are throttled by
 time and by a byte budget, so the bytes sent to the frontend stay a small multiple of the answer's
 size (re-sending the whole text on every chunk would cost its square). The first text goes out
-at once, partial Markdown has its open code fence closed, and the last update is the exact
-answer with its provenance in the metadata. A terminal IPython gets the plain text as it comes.
+at once, partial Markdown has its open code fence closed and ends in a live "streaming" marker,
+and the last update is the exact answer (reasoning in a collapsed section above it) with its
+provenance in the metadata. A terminal IPython gets the plain text as it comes. An answer that
+ended before it said anything is not shown at all: its error or interrupt line is the cell's.
 """
 
 from __future__ import annotations
