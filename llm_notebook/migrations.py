@@ -7,6 +7,11 @@ release then keeps working with this one.
 
 from __future__ import annotations
 
+#: The answer cache's table; exported cache files hold it alone.
+ANSWERS_TABLE = """CREATE TABLE IF NOT EXISTS answers (
+    key TEXT PRIMARY KEY, model TEXT NOT NULL, resolved_model TEXT, datetime_utc TEXT NOT NULL,
+    input_tokens INTEGER, output_tokens INTEGER, answer TEXT NOT NULL)"""
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 1: the log as the first releases created it (a no-op on their databases)
         """CREATE TABLE IF NOT EXISTS responses (
@@ -18,5 +23,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     (  # 2: time to first token
         "ALTER TABLE responses ADD COLUMN first_chunk_ms INTEGER",
+    ),
+    (  # 3: the answer cache: whole finished answers by the hash of the request that made them
+        ANSWERS_TABLE,
     ),
 )

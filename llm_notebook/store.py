@@ -173,6 +173,28 @@ def flush(timeout: float | None = None) -> bool:
     return _writer.flush(timeout)
 
 
+def after_written(callback: Callable[[], Any]) -> None:
+    """Call `callback()` on the writer thread once every row queued so far is written (or given
+    up): the answer cache keeps its newest answers in memory until then, so a lookup never waits
+    for the writer. An exception in it is ignored (it must not stop the writer)."""
+    _writer.put(_Callback(callback))
+
+
+class _Callback:
+    """A marker in the writer's queue; the writer calls `set()` on markers after their batch."""
+
+    __slots__ = ("_callback",)
+
+    def __init__(self, callback: Callable[[], Any]) -> None:
+        self._callback = callback
+
+    def set(self) -> None:
+        try:
+            self._callback()
+        except Exception:  # the writer thread must outlive any callback
+            pass
+
+
 def read(feature: Feature, query: str, params: Sequence[Any] = (), *,
          path: Path | None = None) -> list[dict[str, Any]]:
     """The rows of `query` as dicts, once the rows queued so far are written; [] if unreadable."""
