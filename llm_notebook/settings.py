@@ -36,6 +36,13 @@ class Settings:
     max_attachment_bytes: int = 50_000_000
     #: Seconds fetching one attachment URL may take in all, redirects included.
     attachment_timeout: float = 30.0
+    #: The answer cache: "replay" (an identical request is answered from the cache), "off",
+    #: "refresh" (always ask, update the cache), "only" (never ask a model), or "auto": replay
+    #: inside a Jupyter kernel, off elsewhere (env: LLM_NOTEBOOK_CACHE).
+    cache: str = os.environ.get("LLM_NOTEBOOK_CACHE", "").strip().lower() or "auto"
+    #: Dollars this session may spend on models; a request that would pass it is refused before
+    #: it is sent. None = no limit.
+    budget: float | None = None
 
 
 settings = Settings()
