@@ -27,7 +27,10 @@ _EXPORTS = {
     "attachments": ("Attachment",),
     "plugins": ("hookimpl", "register", "get_model", "get_async_model", "get_models",
                 "get_async_models", "get_models_with_aliases", "set_alias", "remove_alias",
-                "get_default_model", "set_default_model", "AliasError"),
+                "get_default_model", "set_default_model", "AliasError", "get_tools",
+                "get_embedding_model", "get_embedding_models", "get_embedding_models_with_aliases",
+                "register_embedding_model"),
+    "embeddings": ("EmbeddingModel",),
     "keys": ("set_key", "delete_key", "stored_key_names", "get_key", "Secret", "InvalidKeyError"),
     "paths": ("user_dir", "UserFileError"),
     "log": ("logs",),
@@ -47,7 +50,7 @@ _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 _NOT_STARRED = {"map"}
 #: Submodules that plugins written for `llm` reach as attributes (`llm.parts.StreamEvent`).
 _SUBMODULES = {"parts", "tools", "schemas", "models", "responses", "default_plugins",
-               "runner", "plugins", "keys"}
+               "runner", "plugins", "keys", "utils", "embeddings", "attachments", "errors"}
 
 __all__ = sorted(set(_WHERE) - _NOT_STARRED) + ["settings", "load_ipython_extension",
                                                  "unload_ipython_extension"]
