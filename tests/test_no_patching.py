@@ -119,9 +119,10 @@ def test_async_everything_in_a_real_kernel_without_patching_asyncio(variant, tmp
     assert "> run" in results[3]["ran"] and results[3]["kernel_loop_is_not_runner_loop"]
     assert results[4] == {"background": "done", "done": True}
     assert [("> Q" + x) in answer for x, answer in zip("abc", results[5]["answers"])] == [True] * 3
-    widget_views = [o for o in notebook.cells[5].outputs
-                    if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    assert widget_views, "map's progress bar should render as a widget in a notebook"
+    progress = [o["data"]["text/plain"] for o in notebook.cells[5].outputs
+                if "llm-map-progress" in o.get("data", {}).get("text/html", "")]
+    assert progress and "echo: 3 of 3 prompts done" in progress[-1], \
+        "map's progress should show in the notebook and end as its summary"
     assert results[6]["problems"] == []
     assert results[6]["loop"].startswith("asyncio.")
 

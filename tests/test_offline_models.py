@@ -16,8 +16,8 @@ def test_echo_streams_readable_markdown_of_everything_it_received():
     chunks = list(response)
     assert len(chunks) > 10  # streamed word by word
     text = "".join(chunks)
-    assert "**Prompt**\n\n> second" in text
-    assert "**System**\n\n> be kind" in text
+    assert "**Prompt**\n\n> ```text\n> second\n> ```" in text
+    assert "**System**\n\n> ```text\n> be kind\n> ```" in text
     assert "- `delay`: `0.0`" in text
     assert "1. `image/png`" in text and "5×3 px" in text
     assert "**Earlier turns** (1)" in text and "**user:** first question" in text
@@ -61,8 +61,8 @@ def test_async_models_stream_and_report_usage():
         return chunks, response, second
 
     chunks, response, second = asyncio.run(run())
-    assert "".join(chunks).startswith("**Prompt**\n\n> async hello")
-    assert response.text_or_raise().startswith("**Prompt**\n\n> again")
+    assert "".join(chunks).startswith("**Prompt**\n\n> ```text\n> async hello\n")
+    assert response.text_or_raise().startswith("**Prompt**\n\n> ```text\n> again\n")
     assert "**user:** one" in second
 
 
@@ -77,9 +77,14 @@ def test_async_usage_duration_and_datetime():
 
 
 def test_response_displays_as_markdown_without_raw_html():
-    response = llm_notebook.get_model("echo").prompt("<script>alert(1)</script>")
+    from markdown_it import MarkdownIt
+
+    response = llm_notebook.get_model("echo").prompt("<script>alert(1)</script> <b>x</b>")
     markdown = response._repr_markdown_()
-    assert "<script>" not in markdown and "&lt;script>" in markdown
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    kinds = {t.type for t in tokens} | {c.type for t in tokens for c in t.children or ()}
+    assert not kinds & {"html_block", "html_inline"}
+    assert "<script>alert(1)</script> <b>x</b>" in markdown  # shown as written, in code
     assert str(response) == response.text()
 
 
