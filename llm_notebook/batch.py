@@ -8,6 +8,13 @@
 
 An interrupt cancels what is in flight and raises `MapInterrupted`; the finished answers are
 kept: `llm_notebook.last_map()` returns them, and its `.retry_failed()` runs the rest.
+
+With the answer cache on (the default in a notebook), every row's answer is stored as it
+finishes, so running the same map again after an interrupt, an error or a kernel restart sends
+only the rows still missing (`answers.replayed`, `answers.sent` count both). `max_cost=` stops
+the map before a request would pass that many dollars (`MapBudgetReached`, finished rows kept);
+`dry_run=True` sends nothing and returns a `MapPlan`: rows the cache answers, tokens and cost
+projected from a sample of the others.
 """
 
 from __future__ import annotations
@@ -22,11 +29,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import runner
+from . import budget as budgets
+from . import cache, runner
 from .errors import LLMNotebookError, ModelError
 from .responses import Usage
 
-__all__ = ["MapInterrupted", "MapResult", "TemplateError", "last_map", "map"]
+__all__ = ["MapBudgetReached", "MapInterrupted", "MapPlan", "MapResult", "TemplateError",
+           "last_map", "map"]
 
 #: Seconds before the first retry of a failed item; each further retry waits twice as long.
 RETRY_DELAY = 0.5
@@ -46,6 +55,18 @@ class MapInterrupted(KeyboardInterrupt):
         self.result = result
 
 
+class MapBudgetReached(LLMNotebookError):
+    """`map` stopped before a request would pass a budget; `.result` holds the finished answers."""
+
+    def __init__(self, message: str, result: Any) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+#: Rows a dry run counts tokens of (evenly spread over the rows it would send).
+DRY_RUN_SAMPLE = 20
+
+
 @dataclass
 class _Batch:
     """Everything one `map` call needs to run, or to run its failed items again."""
@@ -62,6 +83,16 @@ class _Batch:
     progress: bool
     pandas_index: Any = None
     pandas_name: Any = None
+    max_cost: float | None = None
+    cache_mode: str = "off"
+    #: Of the rows being run: how many the cache answers and how many go to the model (known
+    #: before the first request, for the progress display).
+    planned_replays: int = 0
+    planned_sends: int = 0
+    #: Why the run stopped early (a budget was reached), if it did.
+    stopped: str | None = None
+    budget: Any = None
+    refused: set[str] = field(default_factory=set)  # ids of responses refused before sending
     texts: list[str | None] = field(default_factory=list)
     errors: list[str | None] = field(default_factory=list)
     attempts: list[list[Any]] = field(default_factory=list)
@@ -76,11 +107,21 @@ class _Batch:
         twin = copy.copy(self)
         twin.texts, twin.errors = list(self.texts), list(self.errors)
         twin.attempts = [list(tries) for tries in self.attempts]
+        twin.refused = set(self.refused)
         return twin
 
     def new_response(self, position: int):
-        return self.model.prompt(self.prompts[position], attachments=self.attachments,
-                                 system=self.system, key=self.key, **self.options)
+        response = self.model.prompt(self.prompts[position], attachments=self.attachments,
+                                     system=self.system, key=self.key, **self.options)
+        if self.budget is not None:
+            budgets.bind(response, self.budget)
+        return response
+
+    def planned_response(self, position: int):
+        """A row's first response, its mode settled (and its answer looked up) in the caller's
+        context, which the runner's threads do not share."""
+        response = self.new_response(position)
+        return response, cache.bind(response, self.cache_mode)
 
     def unfinished(self) -> list[int]:
         return [i for i, text in enumerate(self.texts) if text is None]
@@ -110,13 +151,30 @@ class _Outcome:
                 for i in batch.unfinished()}
 
     @property
+    def replayed(self) -> int:
+        """Rows answered from the answer cache (nothing sent for them)."""
+        return sum(1 for tries in self._run_record().attempts
+                   if tries and tries[-1].replayed is not None)
+
+    @property
+    def sent(self) -> int:
+        """Rows for which a request went to the model (retries not counted again)."""
+        batch = self._run_record()
+        return sum(1 for tries in batch.attempts
+                   if any(r.replayed is None and r.started_utc is not None
+                          and r.id not in batch.refused for r in tries))
+
+    @property
     def responses(self) -> list[Any]:
         """The last response of each item, in input order (None for items never started)."""
         return [tries[-1] if tries else None for tries in self._run_record().attempts]
 
-    def retry_failed(self):
-        """A new result: the finished answers kept, the failed or unfinished ones run again."""
+    def retry_failed(self, *, max_cost: float | None = ...):
+        """A new result: the finished answers kept, the failed or unfinished ones run again,
+        with a fresh `max_cost` (by default the one the map was given)."""
         batch = self._run_record().copy()
+        if max_cost is not ...:
+            batch.max_cost = max_cost
         return _execute(batch, batch.unfinished())
 
 
@@ -156,7 +214,8 @@ def last_map():
 
 def map(template: str, items: Iterable[Any], *, model: Any = None, system: str | None = None,
         attachments: Iterable[Any] | None = None, concurrency: int = 8, retries: int = 2,
-        progress: bool = True, **options: Any):
+        progress: bool = True, max_cost: float | None = None, dry_run: bool = False,
+        **options: Any):
     """Fill `template` from each item, ask the model concurrently, return the answers in order.
 
     `items`: a list (or any iterable) whose items fill `{}` (also `{item}`), or whose dict items
@@ -165,7 +224,9 @@ def map(template: str, items: Iterable[Any], *, model: Any = None, system: str |
     else the sync model runs in worker threads. At most `concurrency` requests are in flight;
     a failing item is retried `retries` times, then recorded in `.errors` and left None.
     Returns a `MapResult` (a list) or, for pandas input, a Series with the input's index; both
-    also have `.usage`, `.errors`, `.responses` and `.retry_failed()`.
+    also have `.usage`, `.errors`, `.responses`, `.replayed`, `.sent` and `.retry_failed()`.
+    `max_cost`: dollars the map may spend; it stops before a request would pass them
+    (`MapBudgetReached`). `dry_run=True`: send nothing, return a `MapPlan`.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1 (got {concurrency})")
@@ -180,7 +241,12 @@ def map(template: str, items: Iterable[Any], *, model: Any = None, system: str |
     batch = _Batch(model=chosen, prompts=_fill_all(template, labels, rows), labels=labels,
                    system=system, attachments=checked_attachments, options=options, key=key,
                    concurrency=concurrency, retries=retries, progress=progress,
-                   pandas_index=pandas_index, pandas_name=pandas_name)
+                   pandas_index=pandas_index, pandas_name=pandas_name, max_cost=max_cost,
+                   cache_mode=cache.current_mode())
+    if max_cost is not None:
+        budgets.Budget(max_cost, "the map's max_cost")  # a bad value fails before any request
+    if dry_run:
+        return MapPlan(batch)
     return _execute(batch, list(range(len(labels))))
 
 
@@ -249,12 +315,13 @@ def _execute(batch: _Batch, positions: list[int]):
     global _last_result
     for position in positions:
         batch.texts[position] = batch.errors[position] = None
+    first_tries = _plan_first_tries(batch, positions)
     progress = _progress_bar(len(positions), batch) if batch.progress else None
     finished = failed = 0
     interrupted = False
     try:
         with contextlib.closing(runner.relay(
-                lambda emit: _run(batch, positions, emit))) as done:
+                lambda emit: _run(batch, positions, first_tries, emit))) as done:
             for position in done:
                 finished += 1
                 failed += batch.errors[position] is not None
@@ -275,8 +342,33 @@ def _execute(batch: _Batch, positions: list[int]):
         if progress is not None:
             progress.close(interrupted=interrupted)
     _last_result = _result(batch)
+    if batch.stopped is not None:
+        raise MapBudgetReached(_stop_message(batch, positions), _last_result)
     return _last_result
 
+
+def _plan_first_tries(batch: _Batch, positions: list[int]) -> dict[int, Any]:
+    """Each row's first response, made now: the rows the cache answers are counted before the
+    first request (`planned_replays`, `planned_sends`) and looked up only once."""
+    batch.stopped = None
+    batch.budget = (budgets.Budget(batch.max_cost, "the map's max_cost")
+                    if batch.max_cost is not None else None)
+    first_tries, replays = {}, 0
+    for position in positions:
+        response, found = batch.planned_response(position)
+        first_tries[position] = response
+        replays += found is not None
+    batch.planned_replays, batch.planned_sends = replays, len(positions) - replays
+    return first_tries
+
+
+def _stop_message(batch: _Batch, positions: list[int]) -> str:
+    answered = len(positions) - len(set(positions) & set(batch.unfinished()))
+    again = ("run the same map again with a larger max_cost= (the answered rows replay from the "
+             "answer cache at no cost)" if batch.cache_mode in ("replay", "only") else
+             "call llm_notebook.last_map().retry_failed(max_cost=...) with a larger max_cost")
+    return (f"map stopped: {batch.stopped} {answered} of {len(positions)} rows have answers, "
+            f"kept in llm_notebook.last_map(). To go on, {again}.")
 
 def _progress_bar(total: int, batch: _Batch):
     """A bar updated in place in a notebook (not a widget, so saved notebooks show how the map
@@ -286,27 +378,41 @@ def _progress_bar(total: int, batch: _Batch):
     return progress_display(total, batch.model.model_id)
 
 
-async def _run(batch: _Batch, positions: list[int], emit) -> None:
-    """At most `concurrency` workers, each taking the next item when it is free."""
+async def _run(batch: _Batch, positions: list[int], first_tries: dict[int, Any], emit) -> None:
+    """At most `concurrency` workers, each taking the next item when it is free, until a budget
+    stops the run."""
     todo = iter(positions)
 
     async def worker() -> None:
         for position in todo:
-            await _answer(batch, position)
+            if batch.stopped is not None:
+                batch.errors[position] = "not sent: the map stopped at its budget"
+                continue
+            await _answer(batch, position, first_tries.pop(position, None))
             emit(position)
 
     await asyncio.gather(*(worker() for _ in range(min(batch.concurrency, len(positions)))))
 
 
-async def _answer(batch: _Batch, position: int) -> None:
+async def _answer(batch: _Batch, position: int, first_try: Any = None) -> None:
     error: BaseException | None = None
     for attempt in range(batch.retries + 1):
         if attempt:
             await asyncio.sleep(RETRY_DELAY * 2 ** (attempt - 1))
         try:
-            response = batch.new_response(position)
+            response = first_try or batch.planned_response(position)[0]
+            first_try = None
             batch.attempts[position].append(response)
             await runner.consume(response)
+        except budgets.BudgetExceeded as exc:  # refused before sending: the run stops here
+            batch.stopped = batch.stopped or str(exc)
+            batch.refused.add(response.id)
+            error = exc
+            break
+        except cache.CacheMiss as exc:  # cache mode "only": asking again cannot help
+            batch.refused.add(response.id)
+            error = exc
+            break
         except Exception as exc:
             error = exc
             if isinstance(exc, ModelError) and not exc.retryable:
@@ -315,6 +421,49 @@ async def _answer(batch: _Batch, position: int) -> None:
         batch.texts[position] = response.text_or_raise()
         return
     batch.errors[position] = str(error)
+
+
+class MapPlan:
+    """What a map would do, sending nothing: the rows the cache answers, and for the others the
+    input tokens (counted or estimated on a sample of up to DRY_RUN_SAMPLE rows) and the cost,
+    projected to them all."""
+
+    def __init__(self, batch: _Batch) -> None:
+        from .prices import estimate
+        from .tokens import count_input_tokens
+
+        self.model = batch.model.model_id
+        self.rows = len(batch.prompts)
+        planned = [batch.planned_response(position) for position in range(self.rows)]
+        unanswered = [response for response, found in planned if found is None]
+        self.replayed = self.rows - len(unanswered)
+        self.to_send = len(unanswered)
+        step = max(1, len(unanswered) // DRY_RUN_SAMPLE)
+        sample = unanswered[::step][:DRY_RUN_SAMPLE]
+        counts = [count_input_tokens(response.prompt) for response in sample]
+        self.sampled = len(sample)
+        self.exact = bool(counts) and all(count.exact for count in counts)
+        per_row_input = sum(c.count for c in counts) / len(counts) if counts else 0
+        per_row_output = budgets.planned_output_tokens(sample[0]) if sample else 0
+        self.input_tokens = round(per_row_input * self.to_send)
+        self.output_tokens = per_row_output * self.to_send
+        self.cost = estimate(batch.model, self.input_tokens, self.output_tokens)
+
+    def summary(self) -> str:
+        counted = "counted" if self.exact else "estimated"
+        output = (f" + ~{self.output_tokens:,} output" if self.output_tokens else "")
+        unknown = "" if self.cost.known else f" ({self.cost.source})"
+        return (f"map over {self.rows:,} rows with {self.model}: {self.replayed:,} answered by the "
+                f"cache, {self.to_send:,} to send · ~{self.input_tokens:,} input tokens ({counted} "
+                f"on a sample of {self.sampled}){output} · about {self.cost}{unknown} · nothing sent")
+
+    def __repr__(self) -> str:
+        return f"<MapPlan {self.summary()}>"
+
+    def _repr_markdown_(self) -> str:
+        from .markdown import safe_markdown
+
+        return safe_markdown(self.summary())
 
 
 def _result(batch: _Batch):

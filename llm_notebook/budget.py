@@ -27,7 +27,8 @@ from typing import Any
 from .errors import LLMNotebookError
 from .prices import Cost, cost, estimate, format_dollars, session_costs
 
-__all__ = ["Budget", "BudgetExceeded", "BudgetWarning", "limit", "request_estimate"]
+__all__ = ["Budget", "BudgetExceeded", "BudgetWarning", "limit", "planned_output_tokens",
+           "request_estimate"]
 
 #: Options that cap an answer's length, by the names the plugins use.
 OUTPUT_CAPS = ("max_tokens", "max_output_tokens", "max_completion_tokens")
@@ -135,15 +136,20 @@ def _budgets(response: Any) -> list[Budget]:
     return found
 
 
+def planned_output_tokens(response: Any) -> int:
+    """The output tokens `response` is expected to bill: its cap option, else the mean answer of
+    its model this session (0 before any)."""
+    options = response.prompt.options.model_dump(exclude_unset=True)
+    cap = next((options[name] for name in OUTPUT_CAPS if isinstance(options.get(name), int)), None)
+    return cap if cap is not None else session_costs.mean_output_tokens(response.model.model_id)
+
+
 def request_estimate(response: Any) -> Cost:
     """What `response`'s request is expected to cost (see the module's note)."""
     from .tokens import estimate_input_tokens
 
-    prompt = response.prompt
-    options = prompt.options.model_dump(exclude_unset=True)
-    cap = next((options[name] for name in OUTPUT_CAPS if isinstance(options.get(name), int)), None)
-    output = cap if cap is not None else session_costs.mean_output_tokens(response.model.model_id)
-    return estimate(response.model, estimate_input_tokens(prompt), output)
+    return estimate(response.model, estimate_input_tokens(response.prompt),
+                    planned_output_tokens(response))
 
 
 def check(response: Any) -> None:

@@ -112,21 +112,26 @@ def mode(name: str) -> Iterator[None]:
         _chosen.reset(token)
 
 
-def bind(response: Any, mode: str | None = None, found: Any = _NOT_LOOKED_UP) -> None:
-    """Settle `response`'s mode now (default: the mode in force here), wherever it later starts;
-    `found` is a lookup already made for it (`map` looks every row up before it starts)."""
-    _bound[response] = (mode or current_mode(), found)
+def bind(response: Any, mode: str | None = None) -> Recorded | None:
+    """Settle `response`'s mode now (default: the mode in force here), wherever it later starts,
+    and look its answer up now (`map` counts the rows the cache answers before it starts).
+    Returns the stored answer it will replay, if any."""
+    chosen = mode or current_mode()
+    key = request_key(response.prompt) if chosen != "off" else None
+    found = lookup(response, key=key) if chosen in ("replay", "only") else None
+    _bound[response] = (chosen, found, key)
+    return found
 
 
 # -- the start hook and the finish callback -----------------------------------------------------------
 
 def start(response: Any) -> Recorded | None:
     """The start hook: the stored answer to replay, or None to ask the model (see the modes)."""
-    chosen, found = _bound.pop(response, (None, _NOT_LOOKED_UP))
+    chosen, found, key = _bound.pop(response, (None, _NOT_LOOKED_UP, None))
     chosen = chosen or current_mode()
     if chosen == "off":
         return None
-    key = request_key(response.prompt)
+    key = key or request_key(response.prompt)
     if chosen != "refresh":
         recorded = lookup(response, key=key) if found is _NOT_LOOKED_UP else found
         if recorded is not None:

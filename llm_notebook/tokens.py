@@ -39,7 +39,7 @@ class TokenCount:
     how: str
 
     def __str__(self) -> str:
-        return f"{self.count:,}" if self.exact else f"~{self.count:,} (estimated)"
+        return f"{self.count:,}" if self.exact else f"~{self.count:,}"
 
 
 def count_input_tokens(prompt: Any) -> TokenCount:
