@@ -43,6 +43,12 @@ class EmbeddingModel(ABC):
     supports_binary: bool = False
     needs_key: str | None = None
     key_env_var: str | None = None
+    #: Length of the vectors, where the model knows it before embedding anything (so that
+    #: `llm_notebook.embed([])` can return a (0, d) array); None when it does not.
+    dimensions: int | None = None
+    #: Batches `llm_notebook.embed` may send at once, each from its own thread. 1 for models
+    #: that must not run twice at the same time (most in-process ones); HTTP models raise it.
+    concurrency: int = 1
 
     @property
     def key(self) -> Secret | None:

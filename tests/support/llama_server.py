@@ -115,28 +115,39 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=15)
 
 
-def start_llama_server(workdir: Path, *, seed: int = 0) -> LlamaServer:
+def start_llama_server(
+    workdir: Path, *, seed: int = 0, embedding: bool = False
+) -> LlamaServer:
     """Generate the tiny model into ``workdir`` and start a server on it.
 
-    Waits until ``GET /v1/models`` answers; fails the calling test with the
-    server's log tail if it exits or does not answer within the timeout.
+    With ``embedding`` the model mean-pools its token vectors and the server
+    answers ``/v1/embeddings`` (llama-cpp-python's ``--embedding``). Waits
+    until ``GET /v1/models`` answers; fails the calling test with the server's
+    log tail if it exits or does not answer within the timeout.
     """
     from tests.support.tiny_gguf import make_tiny_llama_gguf
 
     setting_names = _require_llama_cpp()
-    model_path = make_tiny_llama_gguf(workdir / "tiny-llama.gguf", seed=seed)
+    model_path = make_tiny_llama_gguf(workdir / "tiny-llama.gguf", seed=seed,
+                                      pooling="mean" if embedding else None)
+    extra_args = ["--embedding", "true"] if embedding else []
     lowered = {name.lower() for name in setting_names}
     env = {k: v for k, v in os.environ.items() if k.lower() not in lowered}
     env["PYTHONUNBUFFERED"] = "1"
     for attempt in range(3):
-        server = _launch(workdir, model_path, env, attempt, seed)
+        server = _launch(workdir, model_path, env, attempt, seed, extra_args)
         if server is not None:
             return server
     raise AssertionError("unreachable")
 
 
 def _launch(
-    workdir: Path, model_path: Path, env: Dict[str, str], attempt: int, seed: int
+    workdir: Path,
+    model_path: Path,
+    env: Dict[str, str],
+    attempt: int,
+    seed: int,
+    extra_args: List[str],
 ) -> Optional[LlamaServer]:
     """Start one server process; None means its port was taken, so retry."""
     from tests.support.tiny_gguf import TinyLlamaSpec
@@ -156,6 +167,7 @@ def _launch(
         "--n_threads", "1",
         "--n_threads_batch", "1",
         "--seed", str(seed),
+        *extra_args,
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

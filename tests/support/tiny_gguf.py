@@ -18,7 +18,7 @@ import os
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -193,9 +193,17 @@ def _weights(
 
 
 def make_tiny_llama_gguf(
-    path: Union[str, os.PathLike], *, seed: int = 0, name: str = "tiny-llama"
+    path: Union[str, os.PathLike],
+    *,
+    seed: int = 0,
+    name: str = "tiny-llama",
+    pooling: Optional[str] = None,
 ) -> Path:
     """Write the tiny llama GGUF to ``path`` and return it as a ``Path``.
+
+    ``pooling`` ("mean", "cls", "last") makes llama.cpp pool the token vectors
+    into one embedding per text; without it an embedding server sends one
+    vector per token.
 
     Requires the ``gguf`` package (installed by scripts/install_llama_server.sh).
     """
@@ -232,6 +240,8 @@ def make_tiny_llama_gguf(
     writer.add_add_bos_token(False)
     writer.add_add_eos_token(False)
     writer.add_chat_template(CHAT_TEMPLATE)
+    if pooling is not None:
+        writer.add_pooling_type(gguf.PoolingType[pooling.upper()])
 
     for tensor_name, data in tensors.items():
         writer.add_tensor(tensor_name, data)
