@@ -41,8 +41,8 @@ from .parts import ReasoningPart, StreamEvent, TextPart, ToolCallPart, ToolResul
 from .request_key import request_key
 from .responses import Recorded, Status, Usage
 
-__all__ = ["CacheMiss", "CacheWarning", "MODES", "current_mode", "export", "key_of", "lookup",
-           "mode", "replayed_line", "sources", "use"]
+__all__ = ["CacheMiss", "CacheModeError", "CacheWarning", "MODES", "current_mode", "export", "key_of", "lookup",
+           "mode", "replayed_line", "sources", "stop_using", "use"]
 
 MODES = ("replay", "off", "refresh", "only")
 FILES_ENV = "LLM_NOTEBOOK_CACHE_FILES"
@@ -52,6 +52,10 @@ _KEYS_PER_QUERY = 500
 
 class CacheMiss(LLMNotebookError):
     """Cache mode "only" and no stored answer for the request: nothing was sent."""
+
+
+class CacheModeError(LLMNotebookError, ValueError):
+    """A cache mode that does not exist."""
 
 
 class CacheWarning(store.StoreWarning):
@@ -79,7 +83,7 @@ def _checked(name: str, where: str) -> str:
     value = str(name).strip().lower()
     if value == "auto" or value in MODES:
         return value
-    raise ValueError(f"{where} is {name!r}: use one of replay, off, refresh, only, auto")
+    raise CacheModeError(f"{where} is {name!r}: use one of replay, off, refresh, only, auto")
 
 
 def _in_kernel() -> bool:
@@ -164,8 +168,9 @@ def _store(response: Any, key: str) -> None:
                         tool_calls=tuple(response.tool_calls_so_far()),
                         response_json=response.response_json, about=about)
     bill = Bill.of(response)
-    _pending[key] = (recorded, bill)
-    store.write(_CACHE, _INSERT, (recorded, bill), key=key, make=_row)
+    path = store.database_path()
+    _pending[key] = (recorded, bill, path)
+    store.write(_CACHE, _INSERT, (recorded, bill), key=key, make=_row, path=path)
     store.after_written(lambda: _written(key, recorded))
 
 
@@ -224,7 +229,7 @@ def _row(taken: tuple[Recorded, Any]) -> tuple[Any, ...]:
 
 # -- looking answers up ---------------------------------------------------------------------------
 
-_pending: dict[str, tuple[Recorded, Any]] = {}  # written soon; found here until then
+_pending: dict[str, tuple[Recorded, Any, Path]] = {}  # written soon; found here until then
 _sources: list[Path] = []
 _env_sources_read = False
 _local = threading.local()
@@ -234,12 +239,13 @@ def lookup(response: Any, *, key: str | None = None) -> Recorded | None:
     """The stored answer to `response`'s request, from this session's newest answers, the cache
     database, then the files added with `use()`; None if there is none. Never waits on writes."""
     key = key or request_key(response.prompt)
+    order = _read_order()
     waiting = _pending.get(key)
-    if waiting is not None:
-        recorded, bill = waiting
+    if waiting is not None and waiting[2] == order[0][0]:
+        recorded, bill, _ = waiting
         saved = bill.cost().dollars
         return _replayed(recorded, "this session", None if saved is None else str(saved))
-    for path, source in _read_order():
+    for path, source in order:
         row = _read(path, key)
         if row is not None:
             return _from_row(key, row, source)
@@ -380,6 +386,16 @@ def use(path: str | os.PathLike) -> None:
                                "the path of a file that llm_notebook.cache.export() wrote") from None
     if where not in _sources:
         _sources.append(where)
+
+
+def stop_using(path: str | os.PathLike | None = None) -> None:
+    """Stop reading `path` (every file added with `use()`, when None)."""
+    if path is None:
+        _sources.clear()
+    else:
+        where = Path(path).expanduser()
+        if where in _sources:
+            _sources.remove(where)
 
 
 def sources() -> list[Path]:
