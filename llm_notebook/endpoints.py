@@ -1,8 +1,9 @@
 """OpenAI-compatible endpoints: local servers by preset name, any URL, and the user's config file.
 
-`add_openai_endpoint()` registers an endpoint's models at run time; `openai_endpoints.json` in the
-user directory lists endpoints to register whenever the plugins load (no network at load time, so
-the file names its models): the default plugin `default_plugins.openai_endpoints` does that.
+`add_openai_endpoint()` registers an endpoint's models at run time, chat models and embedding
+models; `openai_endpoints.json` in the user directory lists endpoints to register whenever the
+plugins load (no network at load time, so the file names its models): the default plugins
+`default_plugins.openai_endpoints` (chat) and `default_plugins.openai_embeddings` do that.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from urllib.parse import urlsplit
 
 from . import http
 from .default_plugins.openai_compat import chat_models
+from .default_plugins.openai_embeddings import OpenAIEmbeddingModel
 from .errors import ModelError
 from .paths import user_dir
-from .plugins import PluginWarning, register
+from .plugins import PluginWarning, register, register_embedding_model
 
 ENDPOINTS_FILE = "openai_endpoints.json"
 #: Where the usual local servers listen by default.
@@ -28,7 +30,8 @@ PRESETS = {
     "vllm": "http://localhost:8000/v1",
 }
 _VISION_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
-_FIELDS = ("base_url", "name", "models", "api_key", "api_key_env", "vision", "aliases")
+_FIELDS = ("base_url", "name", "models", "embedding_models", "api_key", "api_key_env", "vision",
+           "aliases")
 
 
 def resolve_base_url(base_url: str) -> tuple[str, str]:
@@ -71,39 +74,74 @@ def _aliases_by_model(aliases, model_ids: list[str]) -> dict[str, tuple[str, ...
 
 
 def _register_endpoint(register, base_url: str, *, name: str | None, models: Iterable[str] | None,
-                       api_key: str | None, api_key_env: str | None, vision: bool,
-                       aliases: Any) -> list[str]:
+                       api_key: str | None, api_key_env: str | None, vision: bool, aliases: Any,
+                       embedding_models: Iterable[str] = (),
+                       register_embedding=None) -> list[str]:
+    """Register the endpoint's chat models with `register` and, given `register_embedding`,
+    its embedding models with that; returns the ids of both, chat models first."""
     url, default_name = resolve_base_url(base_url)
     name = name or default_name
-    model_ids = list(models) if models is not None else list_endpoint_models(url, api_key)
-    alias_map = _aliases_by_model(aliases, model_ids)
-    hint = (f"Set another with llm_notebook.set_key({name!r}, ...) or ${api_key_env}, or pass "
-            "key=... to prompt()." if api_key_env else
-            "Pass key=... to prompt(), or add the endpoint again with api_key=... or api_key_env=...")
-    for model_id in model_ids:
-        register(*chat_models(model_id, base_url=url, api_key=api_key,
-                              needs_key=name if api_key_env else None, key_env_var=api_key_env,
-                              attachment_types=_VISION_TYPES if vision else frozenset(),
-                              key_hint=hint, description=f"{model_id} on {name} ({url})"),
-                 aliases=alias_map.get(model_id, ()))
-    return model_ids
+    embedding_ids = _ids(embedding_models, "embedding_models")
+    if models is None:  # what the server lists, less the embedding models it serves too
+        model_ids = [m for m in list_endpoint_models(url, api_key) if m not in embedding_ids]
+    else:
+        model_ids = _ids(models, "models")
+    alias_map = _aliases_by_model(aliases, model_ids + embedding_ids)
+    keys = {"api_key": api_key, "needs_key": name if api_key_env else None,
+            "key_env_var": api_key_env}
+    if register is not None:
+        for model_id in model_ids:
+            register(*chat_models(model_id, base_url=url,
+                                  attachment_types=_VISION_TYPES if vision else frozenset(),
+                                  description=f"{model_id} on {name} ({url})",
+                                  key_hint=_key_hint(name, api_key_env, "prompt"), **keys),
+                     aliases=alias_map.get(model_id, ()))
+    if register_embedding is not None:
+        for model_id in embedding_ids:
+            register_embedding(OpenAIEmbeddingModel(model_id, base_url=url, **keys,
+                                                    key_hint=_key_hint(name, api_key_env,
+                                                                       "embed")),
+                               aliases=alias_map.get(model_id, ()))
+    return model_ids + embedding_ids
+
+
+def _key_hint(name: str, api_key_env: str | None, call: str) -> str:
+    """What to do when the server rejects the key; `call` is what takes `key=...`."""
+    if api_key_env:
+        return (f"Set another with llm_notebook.set_key({name!r}, ...) or ${api_key_env}, or "
+                f"pass key=... to {call}().")
+    return (f"Pass key=... to {call}(), or add the endpoint again with api_key=... or "
+            "api_key_env=...")
+
+
+def _ids(models: Iterable[str], field: str) -> list[str]:
+    if isinstance(models, str):
+        return [models]
+    ids = list(models)
+    if not all(isinstance(m, str) and m for m in ids):
+        raise ValueError(f'"{field}" must list model ids, e.g. ["nomic-embed-text"]')
+    return ids
 
 
 def add_openai_endpoint(base_url: str, *, name: str | None = None,
                         models: Iterable[str] | None = None, api_key: str | None = None,
                         api_key_env: str | None = None, vision: bool = False,
                         aliases: Mapping[str, str | Iterable[str]] | Iterable[str] | str | None = None,
-                        ) -> list[str]:
+                        embedding_models: Iterable[str] = ()) -> list[str]:
     """Register the models of an OpenAI-compatible server; returns the ids registered.
 
     `base_url` is a URL ending in /v1 or a preset: ollama, llama.cpp, lmstudio, vllm. With
     `models=None` the server is asked which models it serves. `api_key_env` names an environment
     variable holding the key (a key stored with `set_key(name, ...)` works too); `vision=True`
-    lets the models take images; `aliases` maps model ids to aliases.
+    lets the models take images; `aliases` maps model ids to aliases. `embedding_models` are
+    registered as embedding models (for `llm_notebook.embed`), through the server's
+    `/embeddings`, and left out of the chat models it lists.
     """
     try:
         return _register_endpoint(register, base_url, name=name, models=models, api_key=api_key,
-                                  api_key_env=api_key_env, vision=vision, aliases=aliases)
+                                  api_key_env=api_key_env, vision=vision, aliases=aliases,
+                                  embedding_models=embedding_models,
+                                  register_embedding=register_embedding_model)
     except ModelError as exc:
         raise ModelError(f"Cannot list the models of {base_url}: {exc}") from None
 
@@ -112,35 +150,45 @@ def endpoints_path():
     return user_dir() / ENDPOINTS_FILE
 
 
-def register_configured_endpoints(register) -> None:
-    """Register the endpoints listed in the user's `openai_endpoints.json`; a bad entry warns."""
+def register_configured_endpoints(register, *, embedding: bool = False) -> None:
+    """Register the endpoints listed in the user's `openai_endpoints.json`: their chat models,
+    or with `embedding=True` their embedding models. A bad entry warns in the chat pass (the
+    embedding pass skips it quietly, so each problem is told once)."""
     path = endpoints_path()
     if not path.exists():
         return
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        warnings.warn(f"{path} is not valid JSON ({exc}); its endpoints are not registered",
-                      PluginWarning, stacklevel=2)
+        if not embedding:
+            warnings.warn(f"{path} is not valid JSON ({exc}); its endpoints are not registered",
+                          PluginWarning, stacklevel=2)
         return
     if not isinstance(entries, list):
         entries = [entries]
     for number, entry in enumerate(entries, 1):
         try:
-            _register_entry(register, entry)
+            _register_entry(entry, register=None if embedding else register,
+                            register_embedding=register if embedding else None)
         except (ValueError, TypeError) as exc:
-            warnings.warn(f"{path}, endpoint {number}: {exc}", PluginWarning, stacklevel=2)
+            if not embedding:
+                warnings.warn(f"{path}, endpoint {number}: {exc}", PluginWarning, stacklevel=2)
 
 
-def _register_entry(register, entry: Any) -> None:
+def _register_entry(entry: Any, *, register, register_embedding) -> None:
     if not isinstance(entry, dict) or "base_url" not in entry:
         raise ValueError('each endpoint needs an object with "base_url" and "models"')
     unknown = set(entry) - set(_FIELDS)
     if unknown:
         raise ValueError(f"unknown fields {', '.join(sorted(unknown))} (known: {', '.join(_FIELDS)})")
-    models = entry.get("models")
-    if not isinstance(models, list) or not all(isinstance(m, str) for m in models) or not models:
+    models = entry.get("models", [] if entry.get("embedding_models") else None)
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models) or (
+            not models and not entry.get("embedding_models")):
         raise ValueError('"models" must list the model ids, e.g. ["llama3.2"]')
+    embedding_models = entry.get("embedding_models", [])
+    if not isinstance(embedding_models, list):
+        raise ValueError('"embedding_models" must list the model ids, e.g. ["nomic-embed-text"]')
     _register_endpoint(register, entry["base_url"], name=entry.get("name"), models=models,
                        api_key=entry.get("api_key"), api_key_env=entry.get("api_key_env"),
-                       vision=bool(entry.get("vision", False)), aliases=entry.get("aliases"))
+                       vision=bool(entry.get("vision", False)), aliases=entry.get("aliases"),
+                       embedding_models=embedding_models, register_embedding=register_embedding)

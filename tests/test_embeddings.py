@@ -19,9 +19,11 @@ import llm_notebook
 from llm_notebook.default_plugins.offline_embeddings import HashedNgrams
 from llm_notebook.default_plugins.openai_embeddings import OpenAIEmbeddingModel
 from llm_notebook.embeddings import EmbeddingInputError, EmbeddingModel
-from llm_notebook.errors import ModelError, NeedsKeyException
+from llm_notebook.errors import ModelError, NeedsKeyException, UnknownModelError
+from llm_notebook.plugins import PluginWarning, Registry
 from llm_notebook.usage import session_usage
-from llm_notebook.vectors import EmbedFailed, embed
+from llm_notebook.vectors import (EmbedFailed, embed, get_default_embedding_model,
+                                  set_default_embedding_model)
 from tests.support.fake_embeddings import embeddings_reply, fake_vector
 from tests.support.fake_llm_server import error_reply, json_reply
 from tests.support.llama_server import start_llama_server
@@ -220,6 +222,111 @@ def test_progress_shows_for_more_than_one_batch(capsys):
     assert capsys.readouterr().err == ""
 
 
+# -- names and the default model ------------------------------------------------------------------
+@pytest.fixture
+def offline_registered():
+    """The offline model in the registry, as a notebook cell would add it."""
+    llm_notebook.register_embedding_model(HashedNgrams(), aliases=("offline",))
+
+
+def test_without_a_stored_default_embed_uses_the_offline_model(offline_registered):
+    assert get_default_embedding_model() == "hashed-ngrams"
+    assert np.array_equal(embed(REVIEWS), embed(REVIEWS, HashedNgrams()))
+    assert np.array_equal(embed(REVIEWS[:2], "offline"), embed(REVIEWS[:2], "hashed-ngrams"))
+
+
+def test_the_default_embedding_model_is_stored_in_the_user_directory(offline_registered,
+                                                                     user_dir):
+    llm_notebook.register_embedding_model(Counting(), aliases=("count",))
+    set_default_embedding_model("count")
+    assert (user_dir / "default_embedding_model.txt").read_text() == "count"
+    assert embed(["four"]).tolist() == [[4.0, 1.0]]
+    set_default_embedding_model(None)
+    assert get_default_embedding_model() == "hashed-ngrams"
+    assert embed(["four"]).shape == (1, 256)
+
+
+def test_an_unknown_embedding_model_is_refused_and_not_stored(user_dir):
+    with pytest.raises(UnknownModelError, match="Unknown embedding model 'nope'"):
+        set_default_embedding_model("nope")
+    assert not (user_dir / "default_embedding_model.txt").exists()
+    with pytest.raises(UnknownModelError, match="'nope'"):
+        embed(["x"], "nope")
+
+
+def registered_by(plugin) -> dict[str, tuple[EmbeddingModel, tuple[str, ...]]]:
+    """What a plugin's register_embedding_models hook registers, by model id."""
+    found = {}
+    plugin.register_embedding_models(
+        register=lambda model, aliases=(): found.setdefault(model.model_id, (model, aliases)))
+    return found
+
+
+def test_the_offline_plugin_registers_hashed_ngrams_as_offline():
+    from llm_notebook.default_plugins import offline_embeddings
+
+    ((model, aliases),) = registered_by(offline_embeddings).values()
+    assert (model.model_id, aliases, model.dimensions) == ("hashed-ngrams", ("offline",), 256)
+
+
+def test_the_openai_models_are_registered_under_llms_ids_and_aliases():
+    from llm_notebook.default_plugins import openai_embeddings
+
+    found = registered_by(openai_embeddings)
+    model, aliases = found["text-embedding-3-small-512"]
+    assert (model.openai_model_id, model.dimensions, aliases) == (
+        "text-embedding-3-small", 512, ("3-small-512",))
+    assert found["text-embedding-ada-002"][1] == ("ada", "ada-002")
+    assert len(found) == 6
+    with pytest.raises(NeedsKeyException, match="set the OPENAI_API_KEY environment variable"):
+        embed(["x"], model)
+
+
+def test_openai_models_send_base64_and_the_dimensions_asked_for(loopback, monkeypatch):
+    from llm_notebook.default_plugins.openai_embeddings import OPENAI_KEY_HINT
+
+    monkeypatch.setenv("OPENAI_BASE_URL", loopback.openai_url)
+    model = OpenAIEmbeddingModel("text-embedding-3-large-256", "text-embedding-3-large", 256,
+                                 needs_key="openai", key_env_var="OPENAI_API_KEY",
+                                 encoding_format="base64", key_hint=OPENAI_KEY_HINT)
+    loopback.queue(embeddings_reply(dimensions=4))
+    vectors = embed(["a b"], model, key="sk-test-000000000")
+    assert vectors.tolist() == [fake_vector("a b", 4)]
+    assert loopback.last_body() == {"model": "text-embedding-3-large", "input": ["a b"],
+                                    "encoding_format": "base64", "dimensions": 256}
+
+
+# -- endpoints -------------------------------------------------------------------------------------
+def test_an_endpoints_embedding_models_are_registered_apart_from_its_chat_models(loopback):
+    loopback.models = ["chatty", "embed-small"]
+    ids = llm_notebook.add_openai_endpoint(loopback.openai_url, name="loop", api_key_env="LOOP_KEY",
+                                           embedding_models=["embed-small"],
+                                           aliases={"embed-small": "es"})
+    assert ids == ["chatty", "embed-small"]
+    assert llm_notebook.get_model("chatty").model_id == "chatty"
+    model = llm_notebook.get_embedding_model("es")
+    assert isinstance(model, OpenAIEmbeddingModel) and model.base_url == loopback.openai_url
+    with pytest.raises(NeedsKeyException, match=r"set_key\('loop', \.\.\.\).*LOOP_KEY"):
+        embed(["x"], "es")
+    loopback.queue(embeddings_reply())
+    assert embed(["abc"], "embed-small", key="loop-key-123456")[0, 0] == 3.0
+    assert loopback.requests[-1].headers["authorization"] == "Bearer loop-key-123456"
+
+
+def test_configured_endpoints_register_their_embedding_models_on_load(user_dir, loopback):
+    user_dir.mkdir(parents=True, exist_ok=True)
+    (user_dir / "openai_endpoints.json").write_text(json.dumps([
+        {"base_url": loopback.openai_url, "name": "filed", "embedding_models": ["embed-file"]},
+        {"base_url": loopback.openai_url, "embedding_models": "not a list"},
+    ]))
+    registry = Registry()
+    with pytest.warns(PluginWarning, match="endpoint 2.*embedding_models") as warned:
+        model = registry.get_embedding_model("embed-file")
+    assert len(warned) == 1  # told once, though both hooks read the file
+    loopback.queue(embeddings_reply())
+    assert embed(["four"], model)[0, 0] == 4.0
+
+
 # -- the offline model ------------------------------------------------------------------------
 def test_offline_vectors_are_unit_length_and_near_for_similar_texts():
     vectors = embed(REVIEWS, HashedNgrams())
@@ -404,8 +511,10 @@ def llama_requests(server) -> int:
 
 
 def test_llama_cpp_vectors_have_its_dimension_and_follow_the_series_index(llama_embedding_server):
-    model = OpenAIEmbeddingModel(llama_embedding_server.model_id,
-                                 base_url=llama_embedding_server.base_url)
+    ids = llm_notebook.add_openai_endpoint(llama_embedding_server.base_url, name="llama-embed",
+                                           embedding_models=[llama_embedding_server.model_id])
+    assert ids == [llama_embedding_server.model_id]  # not also a chat model
+    model = llm_notebook.get_embedding_model(llama_embedding_server.model_id)
     column = pd.Series(REVIEWS, index=[f"row{i}" for i in range(6)][::-1])
     before = llama_requests(llama_embedding_server)
     vectors = embed(column, model, batch_size=4)

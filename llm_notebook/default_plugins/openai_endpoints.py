@@ -1,5 +1,6 @@
 """The OpenAI-compatible endpoints listed in the user directory's `openai_endpoints.json`,
-registered with the other models whenever the plugins load."""
+registered with the other models whenever the plugins load: their chat models, and their
+embedding models."""
 
 from __future__ import annotations
 
@@ -10,3 +11,8 @@ from llm_notebook.plugins import hookimpl
 @hookimpl
 def register_models(register):
     register_configured_endpoints(register)
+
+
+@hookimpl
+def register_embedding_models(register):
+    register_configured_endpoints(register, embedding=True)
