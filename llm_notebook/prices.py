@@ -276,8 +276,10 @@ def _catalogue_entry(model: str, resolved: str | None, account: str | None,
     The account that bills the answer decides the provider (a proxy in front of OpenAI still
     bills OpenAI's prices); without one, the endpoint's URL; without that, the model id alone.
     """
-    from genai_prices import data_snapshot
-
+    try:
+        from genai_prices import data_snapshot
+    except ImportError:  # Python 3.10, which genai-prices no longer supports: your prices only
+        return None
     snapshot = data_snapshot.get_snapshot()
     if account and data_snapshot.find_provider_by_id(snapshot.providers, account) is not None:
         where: tuple[tuple[str, str], ...] = (("provider_id", account),)
