@@ -4,15 +4,22 @@ Queue `embeddings_reply()` once per request expected: it answers as OpenAI does,
 `encoding_format` asked for (floats, or base64 float32), with one vector per input in `data` and
 the input's word count as `prompt_tokens`. The vector of a text starts with the text's length,
 so a test can tell which input each row came from.
+
+Run on its own (for the benchmark), `python -m tests.support.fake_embeddings --delay 0.05`
+prints its base URL, then answers every `POST /v1/embeddings` that way after `delay` seconds.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
+import json
 import struct
 import threading
+import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tests.support.fake_llm_server import Recorded, Reply, json_reply
 
@@ -55,3 +62,45 @@ def embeddings_reply(*, dimensions: int = DIMENSIONS, gate: threading.Event | No
                                           body.get("model", "m"), dimensions))
 
     return reply
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64  # clients connect at once; the default backlog of 5 drops some
+
+
+def serve(delay: float) -> ThreadingHTTPServer:
+    """A server answering every embeddings request after `delay` seconds (for the benchmark)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out at once, as real servers send
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            time.sleep(delay)
+            texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+            payload = json.dumps(embeddings_body(texts, body.get("encoding_format"),
+                                                 body.get("model", "m"))).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    return _Server(("127.0.0.1", 0), Handler)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
+    server = serve(parser.parse_args().delay)
+    print(f"http://127.0.0.1:{server.server_address[1]}/v1", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
