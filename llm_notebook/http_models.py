@@ -3,6 +3,9 @@
 A subclass says how to build the request (`build_request`), how to read a whole answer
 (`read_answer`) and how to read a stream (`stream_reader`); `execute()` hands them to the wire
 loop in `http`, run blocking for sync models and on the event loop for async ones.
+
+Readers hand on text as plain strings (the fast path: most of a stream), and reasoning and tool
+calls as `StreamEvent`s; where one piece of the answer holds several, a list of them.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 from . import http
 from .http_errors import malformed
 from .models import AsyncKeyModel, KeyModel
+from .utils import simplify_usage_dict
 
 
 class StreamReader:
@@ -72,16 +76,33 @@ class HTTPModel(_HTTPWire, KeyModel):
     """A sync model over HTTP; one pooled connection per endpoint."""
 
     def execute(self, prompt, stream, response, conversation, key):
-        """The answer's text, as a generator."""
-        return http.run(self._exchange(prompt, stream, response, conversation, key))
+        """The answer's text and events, as a generator."""
+        values = http.run(self._exchange(prompt, stream, response, conversation, key))
+        try:
+            for value in values:
+                if type(value) is list:
+                    yield from value
+                else:
+                    yield value
+        finally:
+            values.close()
 
 
 class AsyncHTTPModel(_HTTPWire, AsyncKeyModel):
     """An async model over HTTP; clients are cached per event loop."""
 
-    def execute(self, prompt, stream, response, conversation, key):
-        """The answer's text, as an async generator (what an `async def` with yields returns)."""
-        return http.arun(self._exchange(prompt, stream, response, conversation, key))
+    async def execute(self, prompt, stream, response, conversation, key):
+        """The answer's text and events, as an async generator."""
+        values = http.arun(self._exchange(prompt, stream, response, conversation, key))
+        try:
+            async for value in values:
+                if type(value) is list:
+                    for item in value:
+                        yield item
+                else:
+                    yield value
+        finally:
+            await values.aclose()
 
 
 def set_usage_from_counts(response, usage: dict[str, Any] | None, *, request: http.Request,
@@ -97,34 +118,5 @@ def set_usage_from_counts(response, usage: dict[str, Any] | None, *, request: ht
         if count is not None and (type(count) is not int or count < 0):
             raise malformed(request, usage, f"where {name} should be a count")
     details = {k: v for k, v in usage.items() if k not in (input, output, *ignored)}
-    response.set_usage(input=counts[input], output=counts[output], details=nonzero(details))
-
-
-def nonzero(counts: Any) -> Any:
-    """Usage details without the zero, empty and null counts that servers pad them with."""
-    if not isinstance(counts, dict):
-        return counts
-    kept = {}
-    for name, value in counts.items():
-        value = nonzero(value)
-        if value not in (0, None, {}, "") and not isinstance(value, bool):
-            kept[name] = value
-    return kept
-
-
-def system_prompt(prompt, conversation) -> str | None:
-    """This prompt's system prompt, else the latest earlier one, so follow-ups keep it."""
-    if prompt.system or conversation is None:
-        return prompt.system
-    return next((r.prompt.system for r in reversed(conversation.responses) if r.prompt.system), None)
-
-
-def chat_messages(prompt, conversation, content) -> list[dict[str, Any]]:
-    """Earlier turns as user/assistant messages, then this prompt; `content(text, attachments)`
-    renders a user turn in the wire format."""
-    messages = []
-    for turn in conversation.responses if conversation is not None else ():
-        messages.append({"role": "user", "content": content(turn.prompt.prompt, turn.attachments)})
-        messages.append({"role": "assistant", "content": turn.text_or_raise()})
-    messages.append({"role": "user", "content": content(prompt.prompt, prompt.attachments)})
-    return messages
+    response.set_usage(input=counts[input], output=counts[output],
+                       details=simplify_usage_dict(details))

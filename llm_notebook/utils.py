@@ -88,20 +88,17 @@ def remove_dict_none_values(value: Any) -> Any:
     return kept
 
 
-def simplify_usage_dict(usage: Any) -> dict:
-    """Usage details without the zero counts and empty groups providers pad them with."""
-    def simplified(value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        result = {}
-        for name, item in value.items():
-            item = simplified(item)
-            if item in (0, None, {}) and not isinstance(item, bool):
-                continue
-            result[name] = item
-        return result
-
-    return simplified(usage) or {}
+def simplify_usage_dict(usage: Any) -> Any:
+    """Usage details without the zero, empty and null counts providers pad them with (and the
+    flags some add, which are not counts), at any depth."""
+    if not isinstance(usage, dict):
+        return usage
+    kept = {}
+    for name, value in usage.items():
+        value = simplify_usage_dict(value)
+        if value not in (0, None, {}, "") and not isinstance(value, bool):
+            kept[name] = value
+    return kept
 
 
 def token_usage_string(input_tokens: int | None, output_tokens: int | None,
