@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import LLMNotebookError, ModelError
 from .keys import Secret, prompt_key
-from .model_keys import key_for
+from .model_keys import key_for, masked
 
 __all__ = ["EmbeddingInputError", "EmbeddingModel"]
 
@@ -76,6 +76,7 @@ class EmbeddingModel(ABC):
     # -- embedding ---------------------------------------------------------------------------
     def embed(self, item: Item, *, key: str | None = None) -> Vector:
         """The vector of one text (or, where `supports_binary`, one bytes value)."""
+        key = masked(key)
         self.check_item(item)
         return self.embed_checked_batch([item], key=self.get_key(key))[0]
 
@@ -83,6 +84,7 @@ class EmbeddingModel(ABC):
                     key: str | None = None) -> Iterator[Vector]:
         """One vector per item, in order, as a generator; `batch_size` items go in each call to
         `embed_batch` (the model's own `batch_size` when not given; None: all in one call)."""
+        key = masked(key)
         size = self.batch_size if batch_size is None else batch_size
         if size is not None and (not isinstance(size, int) or size < 1):
             raise ValueError(f"batch_size must be a whole number of at least 1 (got {size!r})")

@@ -14,6 +14,12 @@ from .errors import NeedsKeyException
 from .keys import Secret, prompt_key, resolve_key
 
 
+def masked(key: Any) -> Any:
+    """A key given to a call, as a `Secret` from the start, so that the call's frames in a
+    verbose traceback show it masked; anything else as it is (resolving says what is wrong)."""
+    return Secret(key) if isinstance(key, str) and not isinstance(key, Secret) else key
+
+
 def key_for(model: Any, explicit_key: str | None, *, call: str) -> Secret | None:
     """The key `model` should use: `explicit_key`, the running call's key, `model.key`, the
     stored key `model.needs_key`, then `$model.key_env_var`. None when the model needs no key;

@@ -26,6 +26,7 @@ from typing import Any
 from . import runner
 from .embeddings import EmbeddingInputError, EmbeddingModel
 from .errors import LLMNotebookError, ModelError
+from .model_keys import masked
 from .userfiles import UserFile
 
 __all__ = ["EmbedInterrupted", "embed", "embedding_model", "get_default_embedding_model",
@@ -90,6 +91,7 @@ def embed(items: Iterable[Any], model: EmbeddingModel | str | None = None, *,
     (`progress=False` hides it). Empty input gives a (0, d) result when the model knows its
     dimension `d`.
     """
+    key = masked(key)
     chosen = embedding_model(model)
     size = batch_size if batch_size is not None else chosen.batch_size
     if size is not None and (not isinstance(size, int) or size < 1):

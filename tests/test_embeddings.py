@@ -525,3 +525,37 @@ def test_llama_cpp_vectors_have_its_dimension_and_follow_the_series_index(llama_
     alone = np.asarray(model.embed(REVIEWS[2]), dtype=np.float32)
     assert np.allclose(vectors.loc["row3"], alone, atol=1e-4)
     assert not np.allclose(vectors.loc["row3"], vectors.loc["row2"], atol=1e-3)
+
+
+# -- keys in a notebook -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def verbose_kernel(tmp_path_factory):
+    from tests.magics_kernel import KernelNotebook
+
+    workdir = tmp_path_factory.mktemp("embedding_keys")
+    notebook = KernelNotebook(workdir, env={
+        "LLM_NOTEBOOK_USER_PATH": str(workdir / "user"), "LLM_NOTEBOOK_LOAD_PLUGINS": "",
+        "CANARY": "sk-canary-" + "7" * 24, "PYTHONPATH": str(ROOT)})
+    notebook.run("%xmode Verbose\nimport os\nfrom llm_notebook.vectors import embed\n"
+                 "from llm_notebook.default_plugins.openai_embeddings import OpenAIEmbeddingModel")
+    yield notebook
+    notebook.close()
+
+
+@pytest.mark.parametrize("way", ["embed(key=)", "model.key", "api_key="])
+def test_a_rejected_key_in_verbose_mode_is_shown_nowhere(verbose_kernel, fake_llm_server, way):
+    canary = "sk-canary-" + "7" * 24
+    fake_llm_server.reset()
+    fake_llm_server.queue(error_reply(401, f"Incorrect API key provided: {canary}"))
+    make = f"model = OpenAIEmbeddingModel('fake-embed', base_url={fake_llm_server.openai_url!r}"
+    make += ", api_key=os.environ['CANARY'])" if way == "api_key=" else ")"
+    if way == "model.key":
+        make += "\nmodel.key = os.environ['CANARY']"
+    call = ("embed(['a', 'b'], model, key=os.environ['CANARY'])" if way == "embed(key=)"
+            else "embed(['a', 'b'], model)")
+    verbose_kernel.run(make)
+    run = verbose_kernel.run(call, expect_error=True)
+    assert run.error["ename"] == "EmbedFailed"
+    assert "llm_notebook/" in run.error_text()  # the package's frames, with their variables
+    assert canary not in json.dumps(run.outputs)
+    assert fake_llm_server.requests[0].headers["authorization"] == f"Bearer {canary}"
