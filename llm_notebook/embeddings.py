@@ -85,13 +85,18 @@ class EmbeddingModel(ABC):
         """One vector per item, in order, as a generator; `batch_size` items go in each call to
         `embed_batch` (the model's own `batch_size` when not given; None: all in one call)."""
         key = masked(key)
-        size = self.batch_size if batch_size is None else batch_size
-        if size is not None and (not isinstance(size, int) or size < 1):
-            raise ValueError(f"batch_size must be a whole number of at least 1 (got {size!r})")
+        size = self.effective_batch_size(batch_size)
         resolved = self.get_key(key)
         checked = (self.check_item(item) for item in items)
         for batch in _batches(checked, size):
             yield from self.embed_checked_batch(batch, key=resolved)
+
+    def effective_batch_size(self, batch_size: int | None) -> int | None:
+        """`batch_size` if given, else the model's own; an error for one that is no count."""
+        size = self.batch_size if batch_size is None else batch_size
+        if size is not None and (type(size) is not int or size < 1):
+            raise ValueError(f"batch_size must be a whole number of at least 1 (got {size!r})")
+        return size
 
     def check_item(self, item: Any, label: Any = None) -> Item:
         """`item` if this model can embed it; else an error naming it by `label` (or by its

@@ -18,7 +18,9 @@ nothing partial is returned.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import functools
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -93,11 +95,9 @@ def embed(items: Iterable[Any], model: EmbeddingModel | str | None = None, *,
     """
     key = masked(key)
     chosen = embedding_model(model)
-    size = batch_size if batch_size is not None else chosen.batch_size
-    if size is not None and (not isinstance(size, int) or size < 1):
-        raise ValueError(f"batch_size must be a whole number of at least 1 (got {size!r})")
+    size = chosen.effective_batch_size(batch_size)
     parallel = concurrency if concurrency is not None else chosen.concurrency
-    if not isinstance(parallel, int) or parallel < 1:
+    if type(parallel) is not int or parallel < 1:
         raise ValueError(f"concurrency must be a whole number of at least 1 (got {parallel!r})")
     labels, values, index = _items(items)
     checked = [chosen.check_item(value, label) for label, value in zip(labels, values)]
@@ -166,23 +166,32 @@ class _BatchFailed(Exception):
 
 async def _run(model: EmbeddingModel, batches: list[list[Any]], key: Any, concurrency: int,
                emit: Callable[[tuple[int, list[list[float]]]], None]) -> None:
-    """At most `concurrency` workers, each taking the next batch when it is free. After a
-    failure none starts another; the batches already sent finish, then the failure is raised."""
+    """At most `concurrency` workers, each taking the next batch when it is free, each with a
+    thread of its own. After a failure none starts another; the batches already sent finish,
+    then the failure is raised."""
+    loop = asyncio.get_running_loop()
     todo = iter(enumerate(batches))
     failures: list[_BatchFailed] = []
+    workers = min(concurrency, len(batches))
+    threads = concurrent.futures.ThreadPoolExecutor(max(workers, 1),
+                                                    thread_name_prefix="llm_notebook-embed")
 
     async def worker() -> None:
         for number, batch in todo:
             if failures:
                 return
             try:
-                vectors = await asyncio.to_thread(model.embed_checked_batch, batch, key=key)
+                vectors = await loop.run_in_executor(
+                    threads, functools.partial(model.embed_checked_batch, batch, key=key))
             except Exception as exc:
                 failures.append(_BatchFailed(number, exc))
                 return
             emit((number, vectors))
 
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(batches)))))
+    try:
+        await asyncio.gather(*(worker() for _ in range(workers)))
+    finally:  # after an interrupt a batch still being sent is abandoned; none other starts
+        threads.shutdown(wait=False, cancel_futures=True)
     if failures:
         raise failures[0]
 

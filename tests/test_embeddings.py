@@ -397,19 +397,19 @@ def test_usage_goes_to_the_sessions_account(loopback):
 
 def test_concurrent_batches_are_in_flight_together(loopback):
     gate, started = threading.Event(), threading.Semaphore(0)
-    loopback.queue(*[embeddings_reply(gate=gate, started=started) for _ in range(3)])
+    loopback.queue(*[embeddings_reply(gate=gate, started=started) for _ in range(8)])
     result = {}
+    texts = ["a" * i for i in range(1, 9)]
     worker = threading.Thread(target=lambda: result.setdefault("v", embed(
-        ["a", "b", "c"], loopback_model(loopback), batch_size=1, concurrency=3,
-        progress=False)))
+        texts, loopback_model(loopback), batch_size=1, concurrency=8, progress=False)))
     worker.start()
     try:
-        for _ in range(3):  # all three requests arrive before any is answered
+        for _ in range(8):  # all eight requests arrive before any is answered
             assert started.acquire(timeout=30)
     finally:
         gate.set()
     worker.join(30)
-    assert result["v"][:, 0].tolist() == [1.0, 1.0, 1.0]
+    assert result["v"][:, 0].tolist() == [float(i) for i in range(1, 9)]
 
 
 def test_a_rejected_key_is_one_line_without_the_key(loopback):
