@@ -19,6 +19,10 @@ class Settings:
 
     #: Longest image edge in pixels; larger images are downscaled before sending. None = never.
     max_image_edge: int | None = 2048
+    #: Most pixels (width × height) an attached image may have: one over it is refused, read from
+    #: its header before any pixel is decoded, so a decompression bomb cannot fill memory.
+    #: None = no limit.
+    max_image_pixels: int | None = 100_000_000
     #: Write every finished response to the SQLite log (env: LLM_NOTEBOOK_LOG=0 turns it off).
     log: bool = _env_flag("LLM_NOTEBOOK_LOG", True)
     #: Seconds to wait for an HTTP connection to open.

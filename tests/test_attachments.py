@@ -1,11 +1,9 @@
 """Attachments: type detection, content, ids, notebook objects and downscaling."""
 
 import hashlib
-import http.server
 import io
 import json
 import pathlib
-import threading
 
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ from PIL import Image
 
 from llm_notebook import Attachment, AttachmentError, get_model, settings
 from llm_notebook.images import dimensions
+from tests.support.file_server import serving
 
 
 def png_bytes(size=(8, 4), mode="RGB"):
@@ -24,27 +23,11 @@ def png_bytes(size=(8, 4), mode="RGB"):
 @pytest.fixture(scope="module")
 def http_files():
     """A real HTTP server on loopback serving a PNG, a PDF, bytes known only by their header, a 404."""
-    payloads = {"/pic.png": (png_bytes((30, 20)), "image/png"),
-                "/doc": (b"%PDF-1.4\n%\xe2\xe3\n", "application/octet-stream"),
-                "/voice": (b"\x00\xff\x00\xfe", "audio/ogg; codecs=opus"),
-                "/blob": (b"\x00\xff\x00\xfe", "application/octet-stream")}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body, kind = payloads.get(self.path, (b"missing", None))
-            self.send_response(200 if kind else 404)
-            self.send_header("Content-Type", kind or "text/plain")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving({"/pic.png": (png_bytes((30, 20)), "image/png"),
+                  "/doc": (b"%PDF-1.4\n%\xe2\xe3\n", "application/octet-stream"),
+                  "/voice": (b"\x00\xff\x00\xfe", "audio/ogg; codecs=opus"),
+                  "/blob": (b"\x00\xff\x00\xfe", "application/octet-stream")}) as (base, _):
+        yield base
 
 
 @pytest.mark.parametrize("make, expected", [
@@ -191,8 +174,8 @@ def test_unsupported_object_names_type_and_accepted_ones():
         Attachment.from_object(pd.DataFrame({"a": [1]}))
     assert str(error.value) == (
         "Cannot attach an object of type pandas.DataFrame: accepted are PIL images, matplotlib "
-        "figures and axes, numpy image arrays, bytes, io.BytesIO, file paths, http(s) URLs and "
-        "IPython.display.Image")
+        "figures and axes, numpy image arrays, bytes, io.BytesIO, files opened with 'rb', file "
+        "paths, http(s) URLs and IPython.display.Image")
     with pytest.raises(AttachmentError, match="object of type int: accepted"):
         Attachment.from_object(42)
 
