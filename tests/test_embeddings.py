@@ -297,8 +297,9 @@ def test_openai_models_send_base64_and_the_dimensions_asked_for(loopback, monkey
 
 
 # -- endpoints -------------------------------------------------------------------------------------
-def test_an_endpoints_embedding_models_are_registered_apart_from_its_chat_models(loopback):
-    loopback.models = ["chatty", "embed-small"]
+def test_an_endpoints_embedding_models_are_registered_apart_from_its_chat_models(loopback,
+                                                                               monkeypatch):
+    monkeypatch.setattr(loopback, "models", ["chatty", "embed-small"])
     ids = llm_notebook.add_openai_endpoint(loopback.openai_url, name="loop", api_key_env="LOOP_KEY",
                                            embedding_models=["embed-small"],
                                            aliases={"embed-small": "es"})
