@@ -105,7 +105,7 @@ class _BaseModel:
         result = []
         for item in attachments or ():
             attachment = item if isinstance(item, Attachment) else Attachment.from_object(item)
-            kind = attachment.resolve_type()
+            kind = attachment.load().resolve_type()
             if kind not in self.attachment_types:
                 accepted = ", ".join(sorted(self.attachment_types)) or "none"
                 raise AttachmentError(

@@ -4,6 +4,7 @@ grouped into parts, tool calls, schemas as dicts and the resolved model, as the 
 
 from __future__ import annotations
 
+import base64
 import pytest
 from pydantic import BaseModel
 
@@ -14,9 +15,8 @@ from llm_notebook.parts import (AttachmentPart, Message, ReasoningPart, StreamEv
                                 ToolCallPart, ToolResultPart)
 from llm_notebook.tools import Tool, ToolCall, ToolResult, Toolbox
 
-PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
-       b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00"
-       b"\x00\x00IEND\xaeB`\x82")
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kg"
+                       "AAAABJRU5ErkJggg==")  # a valid 1x1 PNG
 
 
 class Recorder(Model):

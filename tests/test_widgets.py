@@ -201,7 +201,7 @@ def test_a_message_that_cannot_be_sent_is_an_error_in_the_chat():
     turn = chat.submit("look at this", attach="no_such_variable")
     assert turn.status == "error" and turn.response is None
     [error] = shown(chat, "error")
-    assert error.startswith("**Error:** No file at 'no_such_variable'")
+    assert error.startswith("**Error:** 'no_such_variable' is neither a variable nor a file")
     assert chat.widget.messages[-1]["kind"] == "error"
     assert not chat.busy and session_usage.by_model() == []
 

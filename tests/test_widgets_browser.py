@@ -199,7 +199,7 @@ def test_a_message_that_fails_keeps_its_text_in_the_box(open_notebook):
     typed = "Look at this table, please"
     box.type(typed)
     page.keyboard.press("Enter")
-    expect(chat.locator(".llm-chat-error")).to_contain_text("No file at 'no_such_variable'")
+    expect(chat.locator(".llm-chat-error")).to_contain_text("'no_such_variable' is neither a variable nor a file")
     notebook.wait_for_idle()
     expect(box).to_have_value(typed)
     expect(chat.locator(".llm-chat-attach")).to_have_value("no_such_variable")
