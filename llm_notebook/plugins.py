@@ -27,7 +27,9 @@ ENTRY_POINT_GROUP = "llm_notebook"
 LOAD_PLUGINS_ENV = "LLM_NOTEBOOK_LOAD_PLUGINS"
 DEFAULT_PLUGINS = ("llm_notebook.default_plugins.offline", "llm_notebook.default_plugins.openai_compat",
                    "llm_notebook.default_plugins.openai_endpoints",
-                   "llm_notebook.default_plugins.anthropic")
+                   "llm_notebook.default_plugins.anthropic",
+                   "llm_notebook.default_plugins.offline_embeddings",
+                   "llm_notebook.default_plugins.openai_embeddings")
 FALLBACK_DEFAULT_MODEL = "echo"
 ALIASES_FILE = "aliases.json"
 DEFAULT_MODEL_FILE = "default_model.txt"

@@ -211,7 +211,7 @@ def _failure_message(failure: _BatchFailed, batches: list[list[Any]], finished: 
 def _progress_bar(total: int, model: EmbeddingModel):
     from .notebook.progress import progress_display
 
-    return progress_display(total, f"{model.model_id} embeddings")
+    return progress_display(total, f"{model.model_id} embeddings", unit="texts")
 
 
 def _matrix(vectors: list[list[float]], model: EmbeddingModel):

@@ -201,3 +201,13 @@ def test_alias_refusals_are_one_line_in_the_notebook(tmp_path):
         assert notebook.run("%llm -m echo --no-usage still echo").error is None
     finally:
         notebook.close()
+
+
+def test_the_default_embedding_models_load_with_the_plugins():
+    from llm_notebook.plugins import Registry
+
+    registry = Registry()
+    assert registry.get_embedding_model("offline").model_id == "hashed-ngrams"
+    assert registry.get_embedding_model("3-small").model_id == "text-embedding-3-small"
+    vectors = llm_notebook.embed(["a cat", "a dog"], model="offline", progress=False)
+    assert vectors.shape == (2, 256)

@@ -24,10 +24,10 @@ def _seconds(elapsed: float) -> str:
 class NotebookProgress:
     """`label: done/total` with a bar, failures and time, in one display updated in place."""
 
-    def __init__(self, total: int, label: str) -> None:
+    def __init__(self, total: int, label: str, *, unit: str = "prompts") -> None:
         from IPython.display import DisplayHandle
 
-        self.total, self.label = total, label
+        self.total, self.label, self.unit = total, label, unit
         self.done = self.failed = 0
         self._started = self._shown_at = time.monotonic()
         self._handle = DisplayHandle()
@@ -50,11 +50,12 @@ class NotebookProgress:
         elapsed = _seconds(time.monotonic() - self._started)
         failed = f" · {self.failed} failed" if self.failed else ""
         if interrupted:
-            return (f"{self.label}: interrupted with {self.done} of {self.total} prompts "
+            return (f"{self.label}: interrupted with {self.done} of {self.total} {self.unit} "
                     f"done{failed} · {elapsed}")
         if final:
-            return f"{self.label}: {self.done} of {self.total} prompts done{failed} in {elapsed}"
-        return f"{self.label}: {self.done}/{self.total} prompts{failed} · {elapsed}"
+            return (f"{self.label}: {self.done} of {self.total} {self.unit} done{failed} in "
+                    f"{elapsed}")
+        return f"{self.label}: {self.done}/{self.total} {self.unit}{failed} · {elapsed}"
 
     def bundle(self, *, final: bool = False, interrupted: bool = False) -> dict[str, Any]:
         text = self.summary(final=final, interrupted=interrupted)
@@ -71,10 +72,10 @@ class NotebookProgress:
 class TerminalProgress:
     """tqdm's text bar, behind the same `update` and `close`."""
 
-    def __init__(self, total: int, label: str) -> None:
+    def __init__(self, total: int, label: str, *, unit: str = "prompts") -> None:
         from tqdm import tqdm
 
-        self._bar = tqdm(total=total, desc=label, unit="prompt")
+        self._bar = tqdm(total=total, desc=label, unit=unit.removesuffix("s"))
 
     def update(self, done: int, failed: int) -> None:
         if failed:
@@ -85,12 +86,14 @@ class TerminalProgress:
         self._bar.close()
 
 
-def progress_display(total: int, label: str) -> NotebookProgress | TerminalProgress:
-    """The bar for where the code runs: a kernel with a frontend, or a terminal."""
+def progress_display(total: int, label: str, *,
+                     unit: str = "prompts") -> NotebookProgress | TerminalProgress:
+    """The bar for where the code runs: a kernel with a frontend, or a terminal; `unit` names
+    what is counted (plural)."""
     ipython = sys.modules.get("IPython")  # not imported: no kernel, and no need to load it
     if ipython is not None:
         from .render import in_kernel
 
         if in_kernel(ipython.get_ipython()):
-            return NotebookProgress(total, label)
-    return TerminalProgress(total, label)
+            return NotebookProgress(total, label, unit=unit)
+    return TerminalProgress(total, label, unit=unit)
