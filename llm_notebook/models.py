@@ -12,10 +12,11 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .attachments import Attachment
-from .errors import (AttachmentError, LLMNotebookError, NeedsKeyException, OptionsError,
+from .errors import (AttachmentError, LLMNotebookError, OptionsError,
                      UnknownModelError)
 from . import observers  # noqa: F401  (every finished response is logged and counted)
-from .keys import Secret, prompt_key, resolve_key
+from .keys import Secret
+from .model_keys import key_for
 from .parts import Message, TextPart
 from .responses import AsyncResponse, Prompt, Response, Usage, new_id
 from .tools import partition_tools as _partition_tools  # noqa: F401  (plugins import it from here)
@@ -120,25 +121,7 @@ class _BaseModel:
         Called with no argument from this model's own execute(), the argument is the key
         given to `prompt(key=...)`.
         """
-        running = prompt_key.get()
-        if explicit_key is None and running is not None and running[0] is self:
-            explicit_key = running[1]
-        if not (self.needs_key or self.key_env_var):
-            key = explicit_key or self.key
-            return None if key is None else Secret(key)
-        key = resolve_key(explicit=explicit_key, model_key=self.key, name=self.needs_key,
-                          env_var=self.key_env_var)
-        if key is None and self.needs_key:
-            raise NeedsKeyException(self._missing_key_message())
-        return key
-
-    def _missing_key_message(self) -> str:
-        ways = ["pass key=... to prompt()",
-                f"store one with llm_notebook.set_key({self.needs_key!r}, ...) "
-                f"(in a notebook: %llm keys set {self.needs_key})"]
-        if self.key_env_var:
-            ways.append(f"set the {self.key_env_var} environment variable")
-        return f"Model {self.model_id!r} needs an API key: " + ", or ".join(ways)
+        return key_for(self, explicit_key, call="prompt")
 
     def _check_capabilities(self, prompt: Prompt) -> None:
         """Tools and schemas go only to models that declare them, before any request."""
