@@ -117,11 +117,11 @@ class _Batch:
             budgets.bind(response, self.budget)
         return response
 
-    def planned_response(self, position: int):
-        """A row's first response, its mode settled (and its answer looked up) in the caller's
-        context, which the runner's threads do not share."""
-        response = self.new_response(position)
-        return response, cache.bind(response, self.cache_mode)
+    def planned_responses(self, positions: list[int]) -> list[tuple[Any, Any]]:
+        """(response, stored answer or None) for each row: its mode settled (and its answer
+        looked up) in the caller's context, which the runner's threads do not share."""
+        responses = [self.new_response(position) for position in positions]
+        return list(zip(responses, cache.bind(responses, self.cache_mode)))
 
     def unfinished(self) -> list[int]:
         return [i for i, text in enumerate(self.texts) if text is None]
@@ -354,8 +354,7 @@ def _plan_first_tries(batch: _Batch, positions: list[int]) -> dict[int, Any]:
     batch.budget = (budgets.Budget(batch.max_cost, "the map's max_cost")
                     if batch.max_cost is not None else None)
     first_tries, replays = {}, 0
-    for position in positions:
-        response, found = batch.planned_response(position)
+    for position, (response, found) in zip(positions, batch.planned_responses(positions)):
         first_tries[position] = response
         replays += found is not None
     batch.planned_replays, batch.planned_sends = replays, len(positions) - replays
@@ -400,7 +399,7 @@ async def _answer(batch: _Batch, position: int, first_try: Any = None) -> None:
         if attempt:
             await asyncio.sleep(RETRY_DELAY * 2 ** (attempt - 1))
         try:
-            response = first_try or batch.planned_response(position)[0]
+            response = first_try or batch.planned_responses([position])[0][0]
             first_try = None
             batch.attempts[position].append(response)
             await runner.consume(response)
@@ -434,7 +433,7 @@ class MapPlan:
 
         self.model = batch.model.model_id
         self.rows = len(batch.prompts)
-        planned = [batch.planned_response(position) for position in range(self.rows)]
+        planned = batch.planned_responses(list(range(self.rows)))
         unanswered = [response for response, found in planned if found is None]
         self.replayed = self.rows - len(unanswered)
         self.to_send = len(unanswered)

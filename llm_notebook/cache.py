@@ -46,7 +46,7 @@ __all__ = ["CacheMiss", "CacheModeError", "CacheWarning", "MODES", "current_mode
 
 MODES = ("replay", "off", "refresh", "only")
 FILES_ENV = "LLM_NOTEBOOK_CACHE_FILES"
-#: Keys asked of SQLite in one query when exporting.
+#: Keys asked of SQLite in one query.
 _KEYS_PER_QUERY = 500
 
 
@@ -66,8 +66,8 @@ _CACHE = store.Feature(name="the answer cache", item="answer", warning=CacheWarn
                        remedy='Turn it off with llm_notebook.settings.cache = "off"')
 _INSERT = store.Insert("answers", ("key", "model", "resolved_model", "datetime_utc",
                                    "input_tokens", "output_tokens", "answer"))
-_SELECT = ("SELECT model, resolved_model, datetime_utc, input_tokens, output_tokens, answer "
-           "FROM answers WHERE key = ?")
+_SELECT = ("SELECT key, model, resolved_model, datetime_utc, input_tokens, output_tokens, answer "
+           "FROM answers WHERE key")
 
 
 # -- modes -----------------------------------------------------------------------------------------
@@ -116,14 +116,15 @@ def mode(name: str) -> Iterator[None]:
         _chosen.reset(token)
 
 
-def bind(response: Any, mode: str | None = None) -> Recorded | None:
-    """Settle `response`'s mode now (default: the mode in force here), wherever it later starts,
-    and look its answer up now (`map` counts the rows the cache answers before it starts).
-    Returns the stored answer it will replay, if any."""
+def bind(responses: list[Any], mode: str | None = None) -> list[Recorded | None]:
+    """Settle each response's mode now (default: the mode in force here), wherever it later
+    starts, and look the answers up now, many to a query (`map` counts the rows the cache answers
+    before it starts). Returns the stored answer each will replay, or None."""
     chosen = mode or current_mode()
-    key = request_key(response.prompt) if chosen != "off" else None
-    found = lookup(response, key=key) if chosen in ("replay", "only") else None
-    _bound[response] = (chosen, found, key)
+    keys = [request_key(r.prompt) if chosen != "off" else None for r in responses]
+    found = lookup_many(keys) if chosen in ("replay", "only") else [None] * len(keys)
+    for response, key, recorded in zip(responses, keys, found):
+        _bound[response] = (chosen, recorded, key)
     return found
 
 
@@ -139,7 +140,7 @@ def start(response: Any) -> Recorded | None:
     if chosen != "refresh":
         recorded = lookup(response, key=key) if found is _NOT_LOOKED_UP else found
         if recorded is not None:
-            return recorded
+            return _with_savings(recorded, response)
         if chosen == "only":  # nothing is asked, so nothing new is stored
             raise CacheMiss(
                 f"No stored answer for this request to {response.model.model_id!r}, and the cache "
@@ -156,8 +157,6 @@ def _store(response: Any, key: str) -> None:
         return
     if not response.log_enabled:
         return
-    from .prices import Bill
-
     started = response.started_utc or _dt.datetime.now(_dt.timezone.utc)
     usage = response.recorded_usage()
     about = {"key": key, "datetime_utc": started.isoformat(), "model": response.model.model_id,
@@ -167,17 +166,53 @@ def _store(response: Any, key: str) -> None:
                         resolved_model=response.resolved_model,
                         tool_calls=tuple(response.tool_calls_so_far()),
                         response_json=response.response_json, about=about)
-    bill = Bill.of(response)
     path = store.database_path()
-    _pending[key] = (recorded, bill, path)
-    store.write(_CACHE, _INSERT, (recorded, bill), key=key, make=_row, path=path)
-    store.after_written(lambda: _written(key, recorded))
+    _pending[key] = (recorded, path)
+    store.write(_CACHE, _INSERT, recorded, key=key, make=_row, path=path)
+    _queued_for_writing(key, recorded)
 
 
-def _written(key: str, recorded: Recorded) -> None:
-    """The answer is in the database now (unless a newer one for the key is still queued)."""
-    if _pending.get(key, (None,))[0] is recorded:
-        _pending.pop(key, None)
+_unconfirmed: list[tuple[str, Recorded]] = []  # queued for writing, oldest first
+_confirming = [0]  # how many of them a marker in the store's queue will confirm (0: none out)
+_unconfirmed_lock = threading.Lock()
+
+
+def _queued_for_writing(key: str, recorded: Recorded) -> None:
+    """Note an answer queued for writing; one marker at a time follows the rows in the store's
+    queue (not one per answer), and confirms every answer queued before it."""
+    with _unconfirmed_lock:
+        _unconfirmed.append((key, recorded))
+        if _confirming[0]:
+            return
+        _confirming[0] = len(_unconfirmed)
+    store.after_written(_written)
+
+
+def _written(_: Any = None) -> None:
+    """The answers queued before the marker are in the database: forget them here (unless a
+    newer answer for the key is still queued), and send a marker after the ones since."""
+    with _unconfirmed_lock:
+        done = _unconfirmed[:_confirming[0]]
+        del _unconfirmed[:_confirming[0]]
+        _confirming[0] = len(_unconfirmed)
+        more = bool(_unconfirmed)
+    for key, recorded in done:
+        if _pending.get(key, (None,))[0] is recorded:
+            _pending.pop(key, None)
+    if more:
+        store.after_written(_written)
+
+
+def _with_savings(recorded: Recorded, response: Any) -> Recorded:
+    """The replayed answer's provenance with what asking again would have cost (priced now, at
+    today's prices: the price data knows no other)."""
+    from .prices import Bill
+
+    bill = dataclasses.replace(Bill.planned(response.model, recorded.usage),
+                               resolved_model=recorded.resolved_model)
+    saved = bill.cost().dollars
+    about = {**recorded.about, "saved_cost": None if saved is None else float(saved)}
+    return dataclasses.replace(recorded, about=about)
 
 
 def _tokens(usage: Usage) -> int | None:
@@ -212,24 +247,21 @@ def _chunks(parts: list[Any]) -> Iterator[Any]:
                               tool_name=part.name, provider_metadata=meta)
 
 
-def _row(taken: tuple[Recorded, Any]) -> tuple[Any, ...]:
-    """The table row (made on the store's thread: JSON and the price cost nothing to an answer)."""
-    recorded, bill = taken
+def _row(recorded: Recorded) -> tuple[Any, ...]:
+    """The table row (made on the store's thread: encoding it costs an answer nothing)."""
     about, usage = recorded.about, recorded.usage
-    saved = bill.cost().dollars
     answer = {"chunks": [c if isinstance(c, str) else dataclasses.asdict(c) for c in recorded.chunks],
               "usage": {"input": usage.input, "output": usage.output, "details": usage.details},
               "tool_calls": [dataclasses.asdict(call) for call in recorded.tool_calls],
               "response_json": recorded.response_json, "duration_ms": about["duration_ms"],
-              "first_chunk_ms": about["first_chunk_ms"],
-              "cost": None if saved is None else str(saved)}
+              "first_chunk_ms": about["first_chunk_ms"]}
     return (about["key"], about["model"], about["resolved_model"], about["datetime_utc"],
             usage.input, usage.output, json.dumps(answer, default=str))
 
 
 # -- looking answers up ---------------------------------------------------------------------------
 
-_pending: dict[str, tuple[Recorded, Any, Path]] = {}  # written soon; found here until then
+_pending: dict[str, tuple[Recorded, Path]] = {}  # written soon; found here until then
 _sources: list[Path] = []
 _env_sources_read = False
 _local = threading.local()
@@ -238,28 +270,30 @@ _local = threading.local()
 def lookup(response: Any, *, key: str | None = None) -> Recorded | None:
     """The stored answer to `response`'s request, from this session's newest answers, the cache
     database, then the files added with `use()`; None if there is none. Never waits on writes."""
-    key = key or request_key(response.prompt)
+    return lookup_many([key or request_key(response.prompt)])[0]
+
+
+def lookup_many(keys: list[str]) -> list[Recorded | None]:
+    """The stored answers under `keys` (None where there is none), many to a query."""
     order = _read_order()
-    waiting = _pending.get(key)
-    if waiting is not None and waiting[2] == order[0][0]:
-        recorded, bill, _ = waiting
-        saved = bill.cost().dollars
-        return _replayed(recorded, "this session", None if saved is None else str(saved))
+    found: dict[str, Recorded] = {}
+    for key in keys:
+        waiting = _pending.get(key)
+        if waiting is not None and waiting[1] == order[0][0]:
+            found[key] = _replayed(waiting[0], "this session")
     for path, source in order:
-        row = _read(path, key)
-        if row is not None:
-            return _from_row(key, row, source)
-    return None
+        todo = [key for key in dict.fromkeys(keys) if key not in found]
+        for row in _read_rows(path, todo):
+            found[row[0]] = _from_row(row, source)
+    return [found.get(key) for key in keys]
 
 
-def _replayed(recorded: Recorded, source: str, saved_cost: str | None) -> Recorded:
-    about = {**recorded.about, "source": source,
-             "saved_cost": None if saved_cost is None else float(saved_cost)}
-    return dataclasses.replace(recorded, about=about)
+def _replayed(recorded: Recorded, source: str) -> Recorded:
+    return dataclasses.replace(recorded, about={**recorded.about, "source": source})
 
 
-def _from_row(key: str, row: tuple, source: str) -> Recorded:
-    model, resolved, when, input_tokens, output_tokens, text = row
+def _from_row(row: tuple, source: str) -> Recorded:
+    key, model, resolved, when, input_tokens, output_tokens, text = row
     answer = json.loads(text)
     usage = answer.get("usage") or {}
     from .tools import ToolCall
@@ -276,7 +310,7 @@ def _from_row(key: str, row: tuple, source: str) -> Recorded:
                "first_chunk_ms": answer.get("first_chunk_ms"),
                "saved_tokens": None if input_tokens is None and output_tokens is None
                else (input_tokens or 0) + (output_tokens or 0)})
-    return _replayed(recorded, source, answer.get("cost"))
+    return _replayed(recorded, source)
 
 
 def _read_order() -> list[tuple[Path, str]]:
@@ -291,17 +325,25 @@ def _read_order() -> list[tuple[Path, str]]:
     return [(store.database_path(), "cache"), *((path, str(path)) for path in _sources)]
 
 
-def _read(path: Path, key: str) -> tuple | None:
+def _read_rows(path: Path, keys: list[str]) -> list[tuple]:
+    """The rows of `path` under `keys` ([] when it cannot be read: the model is asked instead)."""
+    rows: list[tuple] = []
     try:
         connection = _connection(path)
         if connection is None:
-            return None
-        return connection.execute(_SELECT, (key,)).fetchone()
+            return rows
+        for start in range(0, len(keys), _KEYS_PER_QUERY):
+            chunk = keys[start:start + _KEYS_PER_QUERY]
+            if len(chunk) == 1:
+                rows += connection.execute(_SELECT + " = ?", chunk).fetchall()
+            else:
+                marks = ", ".join("?" for _ in chunk)
+                rows += connection.execute(f"{_SELECT} IN ({marks})", chunk).fetchall()
     except sqlite3.Error as exc:
         _forget_connection(path)
         store.warn_once(_CACHE, f"could not read {_CACHE.name} at {path} ({exc}); the model is "
                                 "asked instead")
-        return None
+    return rows
 
 
 def _connection(path: Path) -> sqlite3.Connection | None:
@@ -458,20 +500,8 @@ def export(path: str | os.PathLike, notebook: str | os.PathLike | None = None,
 def _rows_for(keys: list[str]) -> dict[str, tuple]:
     found: dict[str, tuple] = {}
     for path, _ in _read_order():
-        todo = [k for k in keys if k not in found]
-        for start in range(0, len(todo), _KEYS_PER_QUERY):
-            chunk = todo[start:start + _KEYS_PER_QUERY]
-            try:
-                connection = _connection(path)
-                if connection is None:
-                    break
-                marks = ", ".join("?" for _ in chunk)
-                for row in connection.execute(
-                        f"SELECT key, model, resolved_model, datetime_utc, input_tokens, "
-                        f"output_tokens, answer FROM answers WHERE key IN ({marks})", chunk):
-                    found[row[0]] = row
-            except sqlite3.Error as exc:
-                raise LLMNotebookError(f"Cannot read the answers at {path}: {exc}") from None
+        for row in _read_rows(path, [k for k in keys if k not in found]):
+            found[row[0]] = row
     return found
 
 

@@ -24,7 +24,8 @@ def request_key(prompt: Any) -> str:
     request = {
         "v": KEY_VERSION,
         "model": prompt.model.model_id,
-        "options": prompt.options.model_dump(mode="json", exclude_unset=True),
+        "options": {name: getattr(prompt.options, name)  # as given; unset defaults left out
+                    for name in prompt.options.model_fields_set},
         "system": prompt.system,
         "messages": [_message(message) for message in prompt.messages],
         "tools": [tool.hash() for tool in prompt.tools],

@@ -1,6 +1,8 @@
 """The answer cache in one process: modes, what makes two requests the same, exact replays."""
 
 import asyncio
+import json
+import sqlite3
 import threading
 
 import pytest
@@ -83,12 +85,17 @@ def test_an_identical_request_replays_the_stored_answer(scripted):
     assert again.replayed["datetime_utc"] == first.datetime_utc()
 
 
-def test_the_replay_survives_the_write_to_the_database(scripted):
-    ask("hello").text()
+def test_the_answer_is_written_to_the_database(scripted, user_dir):
+    first = ask("hello")
+    first.text()
     assert store.flush(10)
+    with sqlite3.connect(user_dir / "logs.db") as database:
+        rows = database.execute("SELECT model, input_tokens, output_tokens, answer FROM answers "
+                                "WHERE key = ?", (cache.key_of(first),)).fetchall()
+    assert [row[:3] for row in rows] == [("scripted", 7, 3)]
+    assert json.loads(rows[0][3])["chunks"] == ["answer 1 to hello"]
     replayed = ask("hello")
     assert replayed.text() == "answer 1 to hello"
-    assert replayed.replayed["source"] == "cache"
     assert scripted.calls == 1
 
 
