@@ -25,9 +25,9 @@ from decimal import Decimal
 from typing import Any
 
 from .errors import LLMNotebookError
-from .prices import Cost, cost, estimate, format_dollars, session_costs
+from .prices import Cost, amount, cost, estimate, format_dollars, session_costs
 
-__all__ = ["Budget", "BudgetExceeded", "BudgetWarning", "limit", "planned_output_tokens",
+__all__ = ["Budget", "BudgetError", "BudgetExceeded", "BudgetWarning", "limit", "planned_output_tokens",
            "request_estimate"]
 
 #: Options that cap an answer's length, by the names the plugins use.
@@ -42,13 +42,20 @@ class BudgetWarning(UserWarning):
     """A budget cannot count a request (its model's price is unknown)."""
 
 
+class BudgetError(LLMNotebookError, ValueError):
+    """A budget that is not an amount of dollars."""
+
+
+def dollars(value: Any, what: str) -> Decimal:
+    """`value` as a Decimal number of dollars, or BudgetError naming `what`."""
+    return amount(value, f"{what} must be dollars", BudgetError)
+
+
 class Budget:
     """`limit` dollars for the requests admitted to it; `what` names it in messages."""
 
     def __init__(self, limit: float, what: str, *, remedy: str = "") -> None:
-        self.limit = Decimal(str(limit))
-        if not self.limit.is_finite() or self.limit < 0:
-            raise ValueError(f"{what} must be dollars, a number of 0 or more (got {limit!r})")
+        self.limit = dollars(limit, what)
         self.what = what
         self.remedy = remedy
         self.reached = False
@@ -131,7 +138,7 @@ def _budgets(response: Any) -> list[Budget]:
     if bound is not None:
         found.append(bound)
     if settings.budget is not None:
-        _session.limit = Decimal(str(settings.budget))
+        _session.limit = dollars(settings.budget, "llm_notebook.settings.budget")
         found.append(_session)
     return found
 

@@ -188,15 +188,19 @@ def _count(details: dict[str, Any], name: str) -> int:
 
 # -- your prices ------------------------------------------------------------------------------
 
-def _money(name: str, value: Any) -> Decimal:
+def amount(value: Any, must_be: str, error: type[Exception] = ValueError) -> Decimal:
+    """`value` as a Decimal of 0 or more, else `error("<must_be>, a number of 0 or more ...")`."""
     try:
-        amount = Decimal(str(value))
+        number = Decimal(str(value))
     except (InvalidOperation, ValueError):
-        amount = Decimal("NaN")
-    if isinstance(value, bool) or not amount.is_finite() or amount < 0:
-        raise ValueError(f"set_price: {name} must be dollars per million tokens, a number of 0 "
-                         f"or more (got {value!r})")
-    return amount
+        number = Decimal("NaN")
+    if isinstance(value, bool) or not number.is_finite() or number < 0:
+        raise error(f"{must_be}, a number of 0 or more (got {value!r})")
+    return number
+
+
+def _money(name: str, value: Any) -> Decimal:
+    return amount(value, f"set_price: {name} must be dollars per million tokens")
 
 
 def _model_id(model: Any) -> str:

@@ -202,7 +202,12 @@ def test_retry_failed_continues_a_stopped_map_with_a_new_budget(slow_priced, mon
     assert slow_priced.requests == 10 and first < 10
 
 
-def test_a_bad_max_cost_fails_before_any_request(slow_priced):
-    with pytest.raises(ValueError, match="the map's max_cost must be dollars"):
+def test_a_bad_max_cost_fails_before_any_request(slow_priced, monkeypatch):
+    with pytest.raises(budget.BudgetError, match="the map's max_cost must be dollars"):
         llm_notebook.map("{}", [1, 2], model="loopback", max_cost=-1, progress=False)
+    monkeypatch.setattr(settings, "budget", "lots")
+    with pytest.raises(budget.BudgetError) as raised:
+        llm_notebook.get_model("loopback").prompt("hi").text()
+    assert str(raised.value) == ("llm_notebook.settings.budget must be dollars, a number of 0 or "
+                                 "more (got 'lots')")
     assert slow_priced.requests == 0
