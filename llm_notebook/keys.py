@@ -167,6 +167,20 @@ def _checked_name(name: str) -> str:
     return name.strip()
 
 
+def _check_characters(value: str, *, what: str, fix: str) -> None:
+    """InvalidKeyError, naming `what` holds the key, its first character no key can contain (an
+    HTTP header refuses it) and where it is, never the key."""
+    for position, char in enumerate(value, 1):
+        if unicodedata.category(char) in _REFUSED_CATEGORIES:
+            raise InvalidKeyError(
+                f"{what} has a control or invisible character (U+{ord(char):04X}) at position "
+                f"{position}: a key is one line of visible text. {fix}")
+        if not char.isascii():
+            raise InvalidKeyError(
+                f"{what} has a character that is not ASCII at position {position} (a typographic "
+                f"quote or dash pasted along with it?); API keys are ASCII. {fix}")
+
+
 def _checked_value(value: str) -> Secret:
     """`value` without surrounding whitespace; a clear error for what no key can contain."""
     if not isinstance(value, str):
@@ -174,15 +188,7 @@ def _checked_value(value: str) -> Secret:
     value = Secret(value.strip())
     if not value:
         raise InvalidKeyError("set_key needs a non-empty key value (it was empty or only spaces)")
-    for position, char in enumerate(value, 1):
-        if unicodedata.category(char) in _REFUSED_CATEGORIES:
-            raise InvalidKeyError(
-                f"The key has a control or invisible character (U+{ord(char):04X}) at position "
-                f"{position}: a key is one line of visible text. Copy it again and store it again")
-        if not char.isascii():
-            raise InvalidKeyError(
-                f"The key has a character that is not ASCII at position {position} (a typographic "
-                f"quote or dash pasted along with it?); API keys are ASCII. Copy it again")
+    _check_characters(value, what="The key", fix="Copy it again and store it again")
     return value
 
 
@@ -214,19 +220,35 @@ def stored_key(name: str) -> Secret | None:
 
 def resolve_key(*, explicit: str | None, model_key: str | None, name: str | None,
                 env_var: str | None) -> Secret | None:
-    """The first key found: argument, `model.key`, stored key `name`, then `env_var`."""
-    for candidate in (explicit, model_key, stored_key(name) if name else None,
-                      os.environ.get(env_var) if env_var else None):
+    """The first key found: argument, `model.key`, stored key `name`, then `env_var`.
+
+    A key with a character no key can contain is an InvalidKeyError saying where it came from,
+    before any request: an HTTP library would refuse it with an error about a header.
+    """
+    sources = ((explicit, "The key given with key=...", "Copy the key again and pass it again"),
+               (model_key, "The model's key attribute (model.key)",
+                "Copy the key again and set it again"),
+               (stored_key(name) if name else None, f"The key stored as {name!r}",
+                f"Store it again with llm_notebook.set_key({name!r}, ...)"),
+               (os.environ.get(env_var) if env_var else None, f"${env_var}",
+                "Copy the key again and set the variable again"))
+    for candidate, what, fix in sources:
         if candidate is not None and not isinstance(candidate, str):
             raise InvalidKeyError(f"A key must be a string, not {type(candidate).__name__}")
         if candidate and candidate.strip():
-            return Secret(candidate.strip())
+            key = Secret(candidate.strip())
+            _check_characters(key, what=what, fix=fix)
+            return key
     return None
 
 
 def has_key(name: str | None, env_var: str | None) -> bool:
-    """Whether a stored or environment key exists (for listings; never reveals it)."""
-    return resolve_key(explicit=None, model_key=None, name=name, env_var=env_var) is not None
+    """Whether a stored or environment key exists (for listings; never reveals it). One that
+    cannot be used counts: prompting says what is wrong with it."""
+    try:
+        return resolve_key(explicit=None, model_key=None, name=name, env_var=env_var) is not None
+    except InvalidKeyError:
+        return True
 
 
 def get_key(explicit_key: str | None = None, key_alias: str | None = None,
