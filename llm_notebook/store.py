@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .keys import known_secrets, redact_known
-from .paths import USER_PATH_ENV, user_dir
+from .paths import USER_PATH_ENV, UserFileError, user_dir
 from .migrations import MIGRATIONS
 
 DATABASE_FILE = "logs.db"  # the name the first releases gave the log, kept so it is found
@@ -100,7 +100,19 @@ def warn_once(feature: Feature, message: str) -> None:
 
 
 def database_path() -> Path:
-    """The database in the user directory (creating the directory, once per user path)."""
+    """The database in the user directory (creating the directory, once per user path).
+
+    A user directory that cannot be created holds no database: reading it finds nothing (the
+    offline models still answer) and writing warns why (see `write`).
+    """
+    try:
+        return _creating_database_path()
+    except UserFileError:  # not remembered: the directory may be fixed later in the session
+        return user_dir(create=False) / DATABASE_FILE
+
+
+def _creating_database_path() -> Path:
+    """`database_path()`, or the UserFileError saying why its directory cannot be created."""
     override = os.environ.get(USER_PATH_ENV)
     path = _paths.get(override)
     if path is None:  # user_dir() touches the disk: too slow to repeat for every row
@@ -161,7 +173,7 @@ def write(feature: Feature, insert: Insert, row: Sequence[Any], *, key: str,
     keep coming), at exit at the latest, to `path` (default: `database_path()` now).
     """
     try:
-        _writer.put((feature, path or database_path(), insert,
+        _writer.put((feature, path or _creating_database_path(), insert,
                      row if make is None else _Unmade(make, row), key))
     except Exception as exc:  # a user directory that cannot be created; a shutting-down interpreter
         warn_once(feature, f"could not write {feature.name} ({type(exc).__name__}: {exc}); "
