@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import numbers
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +73,19 @@ def _row(taken: tuple[Any, ...]) -> tuple[Any, ...]:
             conversation_id, _json(described, "[]"), first_chunk_ms)
 
 
+#: SQLite's largest LIMIT; a larger `n` asks for every row, as this one does.
+_MOST_ROWS = 2 ** 63 - 1
+
+
 def logs(n: int | None = 20, *, model: str | None = None, conversation_id: str | None = None,
          status: str | None = None) -> list[dict[str, Any]]:
     """The newest `n` logged responses (all with n=None), newest first, as dicts."""
+    n = _count(n)
     where, params = [], []
     for column, value in (("model", model), ("conversation_id", conversation_id), ("status", status)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"logs({column}=...) takes text (as the log keeps it), not "
+                            f"{type(value).__name__}: for example logs({column}={str(value)!r})")
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
@@ -84,13 +93,23 @@ def logs(n: int | None = 20, *, model: str | None = None, conversation_id: str |
     query += " ORDER BY datetime_utc DESC, id DESC"
     if n is not None:
         query += " LIMIT ?"
-        params.append(int(n))
+        params.append(n)
     rows = store.read(_LOG, query, params)
     for row in rows:
         for column in _JSON_COLUMNS:
             if row[column]:
                 row[column] = _decoded(row[column])
     return rows
+
+
+def _count(n: Any) -> int | None:
+    """`n` as a LIMIT: a whole number of 1 or more (numpy's too), or None for every row."""
+    if n is None:
+        return None
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"logs(n) takes a number of responses of 1 or more, or None for all of "
+                         f"them, not {n!r}")
+    return min(int(n), _MOST_ROWS)
 
 
 def _decoded(text: str) -> Any:
