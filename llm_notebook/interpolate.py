@@ -173,6 +173,12 @@ def _text_of(reference: str, value: Any) -> str:
 
 def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
     """`text` with each `{reference}` replaced by its value and each `{{...}}` by `{...}`."""
+    if not isinstance(text, str):
+        raise TypeError(f"interpolate() takes the prompt as a string, not "
+                        f"{type(text).__name__}: pass str(value) to send its text")
+    if not isinstance(namespace, Mapping):
+        raise TypeError(f"interpolate() takes the names to fill in as a mapping (such as "
+                        f"get_ipython().user_ns or a dict), not {type(namespace).__name__}")
 
     def replace(match: re.Match) -> str:
         literal, reference = match.groups()
