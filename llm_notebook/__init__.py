@@ -34,6 +34,8 @@ _EXPORTS = {
     "vectors": ("embed", "set_default_embedding_model", "get_default_embedding_model",
                 "EmbedInterrupted", "EmbedFailed"),
     "chains": ("ChainResponse", "AsyncChainResponse"),
+    "prices": ("set_price",),
+    "preview": ("preview",),
     "keys": ("set_key", "delete_key", "stored_key_names", "get_key", "Secret", "InvalidKeyError"),
     "paths": ("user_dir", "UserFileError"),
     "log": ("logs",),
@@ -53,7 +55,8 @@ _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 _NOT_STARRED = {"map"}
 #: Submodules that plugins written for `llm` reach as attributes (`llm.parts.StreamEvent`).
 _SUBMODULES = {"parts", "tools", "schemas", "models", "responses", "default_plugins",
-               "runner", "plugins", "keys", "utils", "embeddings", "attachments", "errors"}
+               "runner", "plugins", "keys", "utils", "embeddings", "attachments", "errors",
+               "cache", "prices", "budget"}
 
 __all__ = sorted(set(_WHERE) - _NOT_STARRED) + ["settings", "load_ipython_extension",
                                                  "unload_ipython_extension"]

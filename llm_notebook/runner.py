@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import os
 import queue
 import threading
@@ -261,8 +262,10 @@ async def _chunks_from_thread(response: Response) -> AsyncIterator[str]:
             chunks.close()
         hand_over(_END)
 
-    worker = threading.Thread(target=work, name=f"llm_notebook-{response.model.model_id}",
-                              daemon=True)
+    # the worker runs in a copy of this task's context, so what is set for the request here
+    # (the cache's mode, a budget's limit) holds for the model too
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(work,),
+                              name=f"llm_notebook-{response.model.model_id}", daemon=True)
     worker.start()
     ended = False
     try:

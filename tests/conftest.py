@@ -1,4 +1,10 @@
+import os
+
 import pytest
+
+# Kernels and scripts the tests start inherit this: in a kernel the answer cache would otherwise
+# replay answers that a test means to ask again. The cache's own tests choose their mode.
+os.environ.setdefault("LLM_NOTEBOOK_CACHE", "off")
 
 pytest_plugins = ["tests.support.llama_server", "tests.support.jupyterlab",
                   "tests.support.fake_llm_server"]

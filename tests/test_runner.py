@@ -360,3 +360,23 @@ def test_the_runner_starts_afresh_in_a_forked_child():
                           timeout=20)
     assert json.loads(done.stdout or "null") == {
         "name": "llm_notebook-runner", "answered": True, "new_thread": True}, done.stderr
+
+
+def test_a_sync_model_on_the_runner_sees_the_context_of_its_caller():
+    import contextvars
+
+    seen = contextvars.ContextVar("seen", default="unset")
+
+    class Reads(llm_notebook.Model):
+        model_id = "reads-context"
+
+        def execute(self, prompt, stream, response, conversation):
+            yield seen.get()
+
+    async def in_a_task():
+        seen.set("set by the caller")
+        response = Reads().prompt("x")
+        await runner.consume(response)
+        return response.text_or_raise()
+
+    assert runner.run(in_a_task()) == "set by the caller"
