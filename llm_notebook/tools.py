@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .toolboxes import dataframe  # noqa: F401  (llm_notebook.tools.dataframe: a table's toolbox)
+
 __all__ = ["CancelToolCall", "ServerSideTool", "Tool", "ToolCall", "ToolOutput", "ToolResult",
            "Toolbox", "as_tools", "new_tool_call_id"]
 
