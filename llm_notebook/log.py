@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import numbers
 from pathlib import Path
@@ -18,8 +19,10 @@ _LOG = store.Feature(name="the log", item="response", warning=LogWarning,
                      remedy="Turn logging off with llm_notebook.settings.log = False")
 _COLUMNS = ("id", "model", "status", "error", "prompt", "system", "options", "text",
             "input_tokens", "output_tokens", "usage_details", "duration_ms", "datetime_utc",
-            "conversation_id", "attachments", "first_chunk_ms")
-_JSON_COLUMNS = ("options", "usage_details", "attachments")
+            "conversation_id", "attachments", "first_chunk_ms", "resolved_model", "parts",
+            "tool_calls", "tool_results", "replayed")
+_JSON_COLUMNS = ("options", "usage_details", "attachments", "parts", "tool_calls",
+                 "tool_results", "replayed")
 _INSERT = store.Insert("responses", _COLUMNS)
 
 
@@ -43,7 +46,10 @@ def record(response: Any) -> None:
                  response.text_so_far(),
                  usage.input, usage.output, usage.details, response.elapsed_ms(),
                  response.started_utc, response.conversation.id if response.conversation else None,
-                 tuple(response.attachments), response.first_chunk_ms())
+                 tuple(response.attachments), response.first_chunk_ms(),
+                 response.resolved_model, _structured_parts(response),
+                 tuple(response.tool_calls_so_far()), tuple(prompt.tool_results),
+                 response.replayed)
     except Exception as exc:  # a response that cannot be described is not logged
         store.warn_once(_LOG, f"could not log a response ({type(exc).__name__}: {exc}); the "
                               f"answer is unaffected. {_LOG.remedy}")
@@ -60,17 +66,38 @@ def _json(value: Any, empty: str | None) -> str | None:
     return json.dumps(value, default=str) if value else empty
 
 
+def _structured_parts(response: Any) -> tuple[Any, ...] | None:
+    """The answer's parts when they hold more than its text (reasoning, tool calls): the text
+    alone is in the text column already."""
+    parts = response.parts_so_far()
+    if len(parts) <= 1 and all(type(part).__name__ == "TextPart" for part in parts):
+        return None
+    return tuple(parts)
+
+
+def _tool_result(result: Any) -> dict[str, Any]:
+    return {"name": result.name, "output": result.output, "tool_call_id": result.tool_call_id,
+            "exception": None if result.exception is None else
+            f"{type(result.exception).__name__}: {result.exception}",
+            "duration_ms": getattr(result, "duration_ms", None)}
+
+
 def _row(taken: tuple[Any, ...]) -> tuple[Any, ...]:
     """The row in _COLUMNS order, from what `record` took."""
     (id, model, status, error, prompt, system, options, text, input, output, details,
-     duration_ms, started, conversation_id, attachments, first_chunk_ms) = taken
+     duration_ms, started, conversation_id, attachments, first_chunk_ms, resolved_model, parts,
+     tool_calls, tool_results, replayed) = taken
     described = [{"id": a.id(), "type": a.metadata()["type"], "size": a.size()}
                  for a in attachments]
     return (id, model, status, error, prompt, system,
             _json(options.model_dump(exclude_unset=True) if options is not None else None, "{}"),
             text, input, output,
             _json(details, None), duration_ms, started.isoformat() if started else "",
-            conversation_id, _json(described, "[]"), first_chunk_ms)
+            conversation_id, _json(described, "[]"), first_chunk_ms, resolved_model,
+            _json([part.to_dict() for part in parts] if parts else None, None),
+            _json([dataclasses.asdict(call) for call in tool_calls], None),
+            _json([_tool_result(result) for result in tool_results], None),
+            _json(replayed, None))
 
 
 #: SQLite's largest LIMIT; a larger `n` asks for every row, as this one does.

@@ -27,4 +27,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 3: the answer cache: whole finished answers by the hash of the request that made them
         ANSWERS_TABLE,
     ),
+    (  # 4: what the current plugin contract adds to a response: the model that really answered,
+       # parts other than plain text (reasoning, tool calls), the calls asked for, the results
+       # sent, and where a replayed answer came from
+        "ALTER TABLE responses ADD COLUMN resolved_model TEXT",
+        "ALTER TABLE responses ADD COLUMN parts TEXT",
+        "ALTER TABLE responses ADD COLUMN tool_calls TEXT",
+        "ALTER TABLE responses ADD COLUMN tool_results TEXT",
+        "ALTER TABLE responses ADD COLUMN replayed TEXT",
+    ),
 )

@@ -264,3 +264,36 @@ def test_a_database_from_a_newer_release_is_used_as_it_is(user_dir):
     check = sqlite3.connect(user_dir / "logs.db")
     assert check.execute("PRAGMA user_version").fetchone()[0] == 99
     check.close()
+
+
+def test_the_log_keeps_reasoning_tool_calls_their_results_and_the_resolved_model():
+    from llm_notebook.parts import StreamEvent
+    from llm_notebook.tools import ToolCall
+
+    class Thinks(llm_notebook.Model):
+        model_id = "thinks"
+        supports_tools = True
+
+        def execute(self, prompt, stream, response, conversation):
+            if prompt.tool_results:
+                yield "it is 42"
+                return
+            yield StreamEvent(type="reasoning", chunk="let me look it up")
+            response.add_tool_call(ToolCall(name="lookup", arguments={"q": "answer"},
+                                            tool_call_id="call-1"))
+            response.set_resolved_model("thinks-2026")
+
+    def lookup(q: str) -> str:
+        return "42"
+
+    chain = Thinks().chain("what is the answer?", tools=[lookup])
+    assert chain.text() == "it is 42"
+    first, second = sorted(llm_notebook.logs(2), key=lambda row: row["id"])
+    assert first["resolved_model"] == "thinks-2026"
+    assert first["parts"][0] == {"type": "reasoning", "text": "let me look it up"}
+    assert first["tool_calls"] == [{"name": "lookup", "arguments": {"q": "answer"},
+                                    "tool_call_id": "call-1"}]
+    [result] = second["tool_results"]
+    assert result["output"] == "42" and result["tool_call_id"] == "call-1"
+    assert result["duration_ms"] is not None
+    assert second["parts"] is None and second["text"] == "it is 42"  # plain text: one column
