@@ -6,7 +6,10 @@ Steps (each gives one result, in order):
   {"do": "prompt", "model": ID, "prompt": TEXT, "stream": true, "async": false,
    "image": false, "options": {}, "key": null}
   {"do": "conversation", "model": ID, "prompts": [TEXT, ...], "async": false}
-  {"do": "set", "model": ID, "attribute": NAME, "value": VALUE}  (on the sync and async model)
+  {"do": "set", "model": ID, "attribute": NAME, "value": VALUE}  (on the sync and async model;
+                                           a dotted NAME reaches an attribute's attribute)
+  {"do": "logs"}                           the logged responses' model, status and text
+  {"do": "imported", "module": NAME}      whether that module has been imported so far
 
 A prompt's result has its chunks, text, usage, resolved model, parts and status, or the error it
 raised (its type and message).
@@ -123,13 +126,30 @@ def set_attribute(step: dict[str, Any]) -> dict[str, Any]:
     from llm_notebook.plugins import registry
 
     entry = registry.entry(step["model"])
+    *path, name = step["attribute"].split(".")
     for model in (entry.model, entry.async_model):
         if model is not None:
-            setattr(model, step["attribute"], step["value"])
+            for attribute in path:
+                model = getattr(model, attribute)
+            setattr(model, name, step["value"])
     return {}
 
 
-STEPS = {"models": models, "prompt": prompt, "conversation": conversation, "set": set_attribute}
+def logged(step: dict[str, Any]) -> list[dict[str, Any]]:
+    import llm_notebook
+    from llm_notebook.log import flush
+
+    flush()
+    return [{"model": row["model"], "status": row["status"], "text": row["text"]}
+            for row in llm_notebook.logs(None)]
+
+
+def imported(step: dict[str, Any]) -> bool:
+    return step["module"] in sys.modules
+
+
+STEPS = {"models": models, "prompt": prompt, "conversation": conversation, "set": set_attribute,
+         "logs": logged, "imported": imported}
 
 
 def main() -> None:
