@@ -24,6 +24,7 @@ _EXPORTS = {
     "tools": ("Tool", "Toolbox", "ToolCall", "ToolResult", "ToolOutput", "ServerSideTool",
               "CancelToolCall"),
     "schemas": ("schema_dsl", "SchemaError"),
+    "structured": ("parse_structured", "typed_frame", "feedback_prompt", "StructuredOutputError"),
     "attachments": ("Attachment",),
     "plugins": ("hookimpl", "register", "get_model", "get_async_model", "get_models",
                 "get_async_models", "get_models_with_aliases", "set_alias", "remove_alias",

@@ -31,7 +31,7 @@ def _input_schema(function: Callable, name: str) -> dict[str, Any]:
     from pydantic import create_model
 
     try:
-        hints = typing.get_type_hints(function)
+        hints = typing.get_type_hints(function, include_extras=True)  # Annotated constraints kept
     except Exception:  # unresolvable annotations: treat those parameters as text
         hints = {}
     fields: dict[str, Any] = {}

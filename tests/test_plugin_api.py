@@ -178,3 +178,17 @@ def test_seed_page_plugins_that_walk_conversation_responses_still_work():
     conversation = Old().conversation()
     conversation.prompt("one").text()
     assert conversation.prompt("two").text() == f"1 earlier: {[('one', '0 earlier: []')]}"
+
+
+def test_annotated_constraints_and_descriptions_reach_the_tool_schema():
+    from typing import Annotated
+
+    from pydantic import Field
+
+    def pick(n: Annotated[int, Field(ge=1, le=50, description="how many rows")] = 5) -> int:
+        """Pick rows."""
+        return n
+
+    assert Tool.function(pick).input_schema["properties"]["n"] == {
+        "default": 5, "description": "how many rows", "maximum": 50, "minimum": 1,
+        "type": "integer"}
