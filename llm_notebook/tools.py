@@ -39,7 +39,9 @@ def _input_schema(function: Callable, name: str) -> dict[str, Any]:
         if parameter.name in ("self", TOOL_CALL_PARAMETER) or parameter.kind in (
                 inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             continue
-        annotation = hints.get(parameter.name, str)
+        annotation = hints.get(parameter.name, parameter.annotation)
+        if annotation is inspect.Parameter.empty or isinstance(annotation, str):
+            annotation = str  # no hint, or one that names what cannot be found: text
         default = ... if parameter.default is inspect.Parameter.empty else parameter.default
         fields[parameter.name] = (annotation, default)
     return _without_titles(create_model(f"{name}_arguments", **fields).model_json_schema())

@@ -5,8 +5,9 @@ grouped into parts, tool calls, schemas as dicts and the resolved model, as the 
 from __future__ import annotations
 
 import base64
+from typing import Annotated
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 import llm_notebook
 from llm_notebook import AsyncModel, Model
@@ -181,10 +182,6 @@ def test_seed_page_plugins_that_walk_conversation_responses_still_work():
 
 
 def test_annotated_constraints_and_descriptions_reach_the_tool_schema():
-    from typing import Annotated
-
-    from pydantic import Field
-
     def pick(n: Annotated[int, Field(ge=1, le=50, description="how many rows")] = 5) -> int:
         """Pick rows."""
         return n
