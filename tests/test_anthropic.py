@@ -212,3 +212,123 @@ def test_unknown_model_is_named(llm_server):
     llm_server.queue(error_reply(404, "model: claude-sonnet-4-5", kind="anthropic"))
     with pytest.raises(ModelError, match="Model 'claude-sonnet-4-5' was not found"):
         claude().prompt("Hello", key=KEY).text()
+
+
+# -- the structured contract: thinking with signatures, tool use, schemas ---------------------------
+def block_events(*blocks, usage=None, model="claude-sonnet-4-5-20250929"):
+    """A streamed message of content blocks, each given as (start block, [deltas])."""
+    events = [("message_start", {"type": "message_start", "message": {
+        "id": "msg_2", "type": "message", "role": "assistant", "model": model, "content": [],
+        "stop_reason": None, "usage": usage or anthropic_usage()}})]
+    for index, (start, deltas) in enumerate(blocks):
+        events.append(("content_block_start", {"type": "content_block_start", "index": index,
+                                               "content_block": start}))
+        events += [("content_block_delta", {"type": "content_block_delta", "index": index,
+                                            "delta": d}) for d in deltas]
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    events += [("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                                  "usage": {"output_tokens": 12}}),
+               ("message_stop", {"type": "message_stop"})]
+    return stream_reply(sse(events))
+
+
+THINKING = ({"type": "thinking", "thinking": "", "signature": ""},
+            [{"type": "thinking_delta", "thinking": "Two and "},
+             {"type": "thinking_delta", "thinking": "two."},
+             {"type": "signature_delta", "signature": "sig-123"}])
+TOOL_USE = ({"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}},
+            [{"type": "input_json_delta", "partial_json": '{"q": '},
+             {"type": "input_json_delta", "partial_json": '"cats"}'}])
+
+
+def tool():
+    from llm_notebook import Tool
+
+    return Tool(name="lookup", description="Look a thing up",
+                input_schema={"type": "object", "properties": {"q": {"type": "string"}}},
+                implementation=lambda q: q)
+
+
+def test_thinking_streams_as_reasoning_with_its_signature_and_goes_back_next_turn(llm_server):
+    from llm_notebook.parts import ReasoningPart, TextPart
+
+    llm_server.queue(block_events(THINKING, ({"type": "text", "text": ""},
+                                             [{"type": "text_delta", "text": "Four."}])))
+    conversation = claude().conversation()
+    first = conversation.prompt("2+2?", key=KEY, thinking=True, thinking_budget=2000)
+    assert list(first) == ["Four."]
+    assert first.parts_so_far() == [
+        ReasoningPart(text="Two and two.", provider_metadata={"anthropic": {"signature": "sig-123"}}),
+        TextPart(text="Four.")]
+    assert first.resolved_model == "claude-sonnet-4-5-20250929"
+    assert llm_server.requests[0].body["thinking"] == {"type": "enabled", "budget_tokens": 2000}
+    conversation.prompt("And 3+3?", key=KEY).text()
+    assert llm_server.last_body()["messages"][1] == {"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "Two and two.", "signature": "sig-123"},
+        {"type": "text", "text": "Four."}]}
+
+
+def test_tool_use_streams_its_input_and_the_result_goes_back_as_a_user_tool_result(llm_server):
+    from llm_notebook import ToolResult
+
+    llm_server.queue(block_events(({"type": "text", "text": ""},
+                                   [{"type": "text_delta", "text": "Looking."}]), TOOL_USE))
+    conversation = claude().conversation()
+    first = conversation.prompt("Cats?", tools=[tool()], key=KEY)
+    assert first.text() == "Looking."
+    [call] = first.tool_calls()
+    assert (call.tool_call_id, call.name, call.arguments) == ("toolu_1", "lookup", {"q": "cats"})
+    assert llm_server.requests[0].body["tools"] == [{
+        "name": "lookup", "description": "Look a thing up",
+        "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}}}]
+    conversation.prompt("Thanks", tools=[tool()], key=KEY, tool_results=[
+        ToolResult(name="lookup", output="42 cats", tool_call_id="toolu_1")]).text()
+    assert llm_server.last_body()["messages"][1:] == [
+        {"role": "assistant", "content": [
+            {"type": "text", "text": "Looking."},
+            {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "cats"}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "42 cats"},
+            {"type": "text", "text": "Thanks"}]}]
+
+
+def test_a_schema_is_a_forced_tool_whose_input_is_the_answer(llm_server):
+    answer = ({"type": "tool_use", "id": "toolu_2", "name": "json_answer", "input": {}},
+              [{"type": "input_json_delta", "partial_json": '{"name": "Ada", '},
+               {"type": "input_json_delta", "partial_json": '"age": 36}'}])
+    llm_server.queue(block_events(answer))
+    response = claude().prompt("Invent a person", schema="name, age int", key=KEY)
+    assert json.loads(response.text()) == {"name": "Ada", "age": 36}
+    assert response.tool_calls() == []
+    body = llm_server.last_body()
+    assert body["tool_choice"] == {"type": "tool", "name": "json_answer"}
+    assert body["tools"][0]["input_schema"]["required"] == ["name", "age"]
+
+
+def test_redacted_thinking_is_kept_and_sent_back_unread(llm_server):
+    llm_server.queue(block_events(({"type": "redacted_thinking", "data": "opaque=="}, []),
+                                  ({"type": "text", "text": ""},
+                                   [{"type": "text_delta", "text": "Done."}])))
+    conversation = claude().conversation()
+    first = conversation.prompt("Hard question", key=KEY)
+    assert first.text() == "Done."
+    assert first.parts_so_far()[0].redacted
+    conversation.prompt("More", key=KEY).text()
+    assert llm_server.last_body()["messages"][1]["content"][0] == {"type": "redacted_thinking",
+                                                                   "data": "opaque=="}
+
+
+def test_a_whole_message_of_thinking_text_and_tool_use(llm_server):
+    body = anthropic_message("", usage=anthropic_usage(8, 20))
+    body["content"] = [{"type": "thinking", "thinking": "Hmm.", "signature": "sig-9"},
+                       {"type": "text", "text": "Let me check."},
+                       {"type": "tool_use", "id": "toolu_3", "name": "lookup", "input": {"q": "x"}}]
+    llm_server.queue(json_reply(body))
+    response = claude().prompt("x?", tools=[tool()], key=KEY, stream=False)
+    assert response.text() == "Let me check."
+    parts = [p.to_dict() for p in response.parts_so_far()]
+    assert parts[0] == {"type": "reasoning", "text": "Hmm.",
+                        "provider_metadata": {"anthropic": {"signature": "sig-9"}}}
+    assert parts[2]["arguments"] == {"q": "x"}
+    assert [c.tool_call_id for c in response.tool_calls()] == ["toolu_3"]
+    assert response.resolved_model == "claude-test"

@@ -436,3 +436,167 @@ def test_loading_the_plugins_does_not_import_httpx():
             "llm_notebook.get_model('claude-sonnet-4-5'); print('httpx' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# -- the structured contract: prompt.messages in, reasoning and tool-call events out ----------------
+def delta(fields: dict, finish: str | None = None, model: str = "served-model") -> dict:
+    return {"id": "chatcmpl-2", "object": "chat.completion.chunk", "model": model,
+            "choices": [{"index": 0, "delta": fields, "finish_reason": finish}]}
+
+
+def stream_of(*deltas: dict, usage: dict | None = None) -> Reply:
+    events = [(None, d) for d in deltas]
+    if usage is not None:
+        events.append((None, openai_chunk(usage=usage, empty_choices=True, model="served-model")))
+    return stream_reply(sse(events + [(None, "[DONE]")]))
+
+
+def tool(name="lookup"):
+    from llm_notebook import Tool
+
+    return Tool(name=name, description="Look a thing up",
+                input_schema={"type": "object", "properties": {"q": {"type": "string"}}},
+                implementation=lambda q: q.upper())
+
+
+def test_reasoning_content_deltas_become_a_reasoning_part_and_not_the_text(llm_server):
+    from llm_notebook.parts import ReasoningPart, TextPart
+
+    llm_server.queue(stream_of(delta({"role": "assistant", "reasoning_content": "Let me "}),
+                               delta({"reasoning_content": "think."}),
+                               delta({"content": "It is 4."}), delta({}, "stop"),
+                               usage=openai_usage(5, 7)))
+    response = gpt().prompt("2+2?", key=KEY)
+    assert list(response) == ["It is 4."]
+    assert response.parts_so_far() == [
+        ReasoningPart(text="Let me think.",
+                      provider_metadata={"openai_compat": {"field": "reasoning_content"}}),
+        TextPart(text="It is 4.")]
+    assert response.resolved_model == "served-model"
+
+
+def test_streamed_tool_calls_are_assembled_by_index_and_added_for_the_package_to_run(llm_server):
+    llm_server.queue(stream_of(
+        delta({"role": "assistant", "content": None, "tool_calls": [
+            {"index": 0, "id": "call_a", "type": "function",
+             "function": {"name": "lookup", "arguments": ""}}]}),
+        delta({"tool_calls": [{"index": 1, "id": "call_b", "type": "function",
+                               "function": {"name": "lookup", "arguments": '{"q"'}}]}),
+        delta({"tool_calls": [{"index": 0, "function": {"arguments": '{"q": "cats"}'}}]}),
+        delta({"tool_calls": [{"index": 1, "function": {"arguments": ': "dogs"}'}}]}),
+        delta({}, "tool_calls")))
+    response = gpt().prompt("Look up cats and dogs", tools=[tool()], key=KEY)
+    assert response.text() == ""
+    calls = response.tool_calls()
+    assert [(c.tool_call_id, c.name, c.arguments) for c in calls] == [
+        ("call_a", "lookup", {"q": "cats"}), ("call_b", "lookup", {"q": "dogs"})]
+    assert [p.arguments for p in response.parts_so_far()] == [{"q": "cats"}, {"q": "dogs"}]
+    body = llm_server.last_body()
+    assert body["tools"] == [{"type": "function", "function": {
+        "name": "lookup", "description": "Look a thing up",
+        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}]
+    assert "tool_choice" not in body
+
+
+def test_tool_results_go_back_with_the_call_and_reasoning_of_the_exchange(llm_server):
+    from llm_notebook import ToolResult
+
+    llm_server.queue(stream_of(
+        delta({"role": "assistant", "reasoning": "I should look it up."}),
+        delta({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                               "function": {"name": "lookup", "arguments": '{"q": "x"}'}}]}),
+        delta({}, "tool_calls")))
+    conversation = gpt().conversation()
+    first = conversation.prompt("What is x?", system="Be exact", tools=[tool()], key=KEY)
+    first.text()
+    result = ToolResult(name="lookup", output="X", tool_call_id="call_1")
+    conversation.prompt(tools=[tool()], tool_results=[result], tool_choice="auto",
+                        key=KEY).text()
+    body = llm_server.last_body()
+    assert body["messages"] == [
+        {"role": "system", "content": "Be exact"},
+        {"role": "user", "content": "What is x?"},
+        {"role": "assistant", "content": None, "reasoning": "I should look it up.",
+         "tool_calls": [{"id": "call_1", "type": "function",
+                         "function": {"name": "lookup", "arguments": '{"q": "x"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "X"}]
+    assert body["tool_choice"] == "auto"
+
+
+def test_reasoning_of_earlier_questions_is_not_sent_again(llm_server):
+    llm_server.queue(stream_of(delta({"reasoning_content": "hmm"}), delta({"content": "A."}),
+                               delta({}, "stop")))
+    conversation = gpt().conversation()
+    conversation.prompt("First?", key=KEY).text()
+    conversation.prompt("Second?", key=KEY).text()
+    assert llm_server.last_body()["messages"][1] == {"role": "assistant", "content": "A."}
+
+
+def test_a_whole_answer_with_reasoning_and_a_tool_call(llm_server):
+    body = openai_completion("", usage=openai_usage(4, 9), model="served-model")
+    body["choices"][0]["message"] = {"role": "assistant", "content": None,
+                                     "reasoning_content": "Need the tool.", "tool_calls": [
+                                         {"id": "call_9", "type": "function", "function": {
+                                             "name": "lookup", "arguments": '{"q": "y"}'}}]}
+    llm_server.queue(json_reply(body))
+    response = gpt().prompt("y?", tools=[tool()], key=KEY, stream=False)
+    assert response.text() == ""
+    assert [p.to_dict()["type"] for p in response.parts_so_far()] == ["reasoning", "tool_call"]
+    assert [(c.tool_call_id, c.arguments) for c in response.tool_calls()] == [("call_9", {"q": "y"})]
+    assert response.resolved_model == "served-model"
+
+
+def test_a_schema_is_sent_as_openais_json_schema_response_format(llm_server):
+    gpt().prompt("Invent a person", schema="name, age int", key=KEY).text()
+    assert llm_server.last_body()["response_format"] == {"type": "json_schema", "json_schema": {
+        "name": "output", "schema": {"type": "object", "properties": {
+            "name": {"type": "string"}, "age": {"type": "integer"}},
+            "required": ["name", "age"]}}}
+
+
+def test_a_raw_server_side_tool_spec_goes_in_the_tools_array(llm_server):
+    from llm_notebook import ServerSideTool
+    from llm_notebook.default_plugins.openai_models import Chat
+
+    class Searching(Chat):
+        @property
+        def supported_server_side_tools(self):
+            return (ServerSideTool,)
+
+    model = Searching("search-model", api_base=llm_server.openai_url, supports_tools=True)
+    model.prompt("news?", tools=[ServerSideTool({"type": "browser_search"}), tool()]).text()
+    assert [t["type"] for t in llm_server.last_body()["tools"]] == ["function", "browser_search"]
+
+
+def test_chat_takes_llms_constructor_and_a_configured_base_never_gets_the_openai_key(
+        llm_server, monkeypatch):
+    from llm_notebook.default_plugins.openai_models import AsyncChat, Chat
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    model = Chat("local-model", model_name="served-name", api_base=llm_server.openai_url,
+                 headers={"X-Team": "data"}, vision=True, audio=True, reasoning=True,
+                 supports_schema=True, supports_tools=True)
+    assert {"image/png", "application/pdf", "audio/wav"} <= model.attachment_types
+    model.prompt("Hi", reasoning_effort="low").text()
+    request = llm_server.requests[-1]
+    assert request.body["model"] == "served-name" and request.body["reasoning_effort"] == "low"
+    assert request.headers["x-team"] == "data" and "authorization" not in request.headers
+    assert isinstance(AsyncChat("a", api_base=llm_server.openai_url), llm_notebook.AsyncModel)
+    with pytest.raises(ValueError, match="schema_style must be one of json_schema, json_object"):
+        Chat("x", schema_style="grammar")
+
+
+def test_llama_cpp_server_takes_a_schema_as_json_object_with_the_schema(llama_server):
+    """llama-cpp-python's server refuses OpenAI's json_schema form; json_object with the schema
+    beside it constrains the answer to the schema, even from a random-weight model."""
+    from llm_notebook.default_plugins.openai_models import Chat
+
+    model = Chat(llama_server.model_id, api_base=llama_server.base_url, supports_schema=True,
+                 schema_style="json_object")
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    response = model.prompt("A number as JSON", schema=schema, max_tokens=40, temperature=0,
+                            stream=False)
+    value = json.loads(response.text())
+    assert isinstance(value, dict) and isinstance(value["n"], int)
+    streamed = model.prompt("A number as JSON", schema=schema, max_tokens=40, temperature=0)
+    assert isinstance(json.loads(streamed.text())["n"], int)
