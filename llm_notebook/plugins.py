@@ -165,8 +165,9 @@ class Registry:
             for impl in getattr(self.pm.hook, hook).get_hookimpls():
                 if only is not None and impl.plugin_name != only:
                     continue
-                register = (self._tool_registrar(impl.plugin_name) if hook == "register_tools"
-                            else self._registrar(hook))
+                register = {"register_models": self._register_from_plugin,
+                            "register_embedding_models": self._register_embedding_from_plugin,
+                            }.get(hook) or self._tool_registrar(impl.plugin_name)
                 given = {"register": register, "model_aliases": {}}
                 try:  # an impl may take fewer arguments than the spec offers, as pluggy allows
                     impl.function(**{name: given[name] for name in impl.argnames})
@@ -189,10 +190,6 @@ class Registry:
             warnings.warn(f"llm_notebook plugin {name!r} implements {', '.join(hooks)}: these add "
                           "to llm's command line, which a notebook does not have, so they are not "
                           "called; its models and tools work as usual", PluginWarning, stacklevel=5)
-
-    def _registrar(self, hook: str):
-        return (self._register_from_plugin if hook == "register_models"
-                else self._register_embedding_from_plugin)
 
     def register_plugin(self, plugin: Any, name: str | None = None) -> None:
         """Add a plugin object (module or class instance with hookimpls) at run time."""
