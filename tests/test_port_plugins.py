@@ -284,3 +284,63 @@ def test_all_eight_load_together(probe):
         assert expected in models["models"]
     commands = [w for w in models["warnings"] if "register_commands" in w]
     assert len(commands) == len(set(commands)) == 6  # once per plugin that adds commands
+
+
+def test_the_registering_hooks_fill_the_registry_and_command_line_hooks_are_named():
+    import llm_notebook
+    from llm_notebook.plugins import PluginWarning, Registry, hookimpl
+
+    class Tiny(llm_notebook.Model):
+        model_id = "hooks-tiny"
+
+        def execute(self, prompt, stream, response, conversation):
+            yield "ok"
+
+    class Vectors(llm_notebook.EmbeddingModel):
+        model_id = "hooks-vectors"
+
+        def embed_batch(self, items):
+            return [[float(len(item))] for item in items]
+
+    def shout(text: str) -> str:
+        """Upper-case the text."""
+        return text.upper()
+
+    class Box(llm_notebook.Toolbox):
+        def count(self, text: str) -> int:
+            return len(text)
+
+    class Plugin:
+        @hookimpl
+        def register_models(self, register, model_aliases):
+            register(Tiny(), aliases=("tiny-alias",))
+
+        @hookimpl
+        def register_embedding_models(self, register):
+            register(Vectors(), aliases=("vec",))
+
+        @hookimpl
+        def register_tools(self, register):
+            register(shout)
+            register(shout)
+            register(Box)
+
+        @hookimpl
+        def register_commands(self, cli):
+            raise AssertionError("a notebook has no command line to add to")
+
+    registry = Registry()
+    with pytest.warns(PluginWarning, match="'hooks-test' implements register_commands.*its "
+                                           "models and tools work"):
+        registry.register_plugin(Plugin(), name="hooks-test")
+    assert registry.get_model("tiny-alias").prompt("x").text() == "ok"
+    assert registry.get_embedding_model("vec").embed("abc") == [3.0]
+    assert [e.aliases for e in registry.embedding_entries()
+            if e.model.model_id == "hooks-vectors"] == [["vec"]]
+    tools = registry.tools()
+    assert sorted(tools) == ["Box", "shout", "shout_1"]
+    assert tools["shout"].implementation("a") == "A" and tools["shout"].plugin == "hooks-test"
+    assert tools["Box"] is Box
+    assert registry.unserved_hooks == {"hooks-test": ["register_commands"]}
+    with pytest.raises(llm_notebook.UnknownModelError, match="Unknown embedding model 've'"):
+        registry.get_embedding_model("ve")
