@@ -34,7 +34,7 @@ def enabled() -> bool:
     """Whether the user opted in (the setting, else the environment variable)."""
     from .settings import settings
 
-    chosen = getattr(settings, "llm_bridge", None)
+    chosen = settings.llm_bridge
     if chosen is not None:
         return bool(chosen)
     return os.environ.get(ENABLE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}

@@ -29,9 +29,12 @@ PRESETS = {
     "lmstudio": "http://localhost:1234/v1",
     "vllm": "http://localhost:8000/v1",
 }
+#: How each preset's server takes a schema: llama.cpp's server (llama-cpp-python's too) wants
+#: `{"type": "json_object", "schema": ...}` and refuses OpenAI's `json_schema` form.
+SCHEMA_STYLES = {"llama.cpp": "json_object"}
 _VISION_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 _FIELDS = ("base_url", "name", "models", "embedding_models", "api_key", "api_key_env", "vision",
-           "aliases")
+           "aliases", "schema_style")
 
 
 def resolve_base_url(base_url: str) -> tuple[str, str]:
@@ -76,7 +79,7 @@ def _aliases_by_model(aliases, model_ids: list[str]) -> dict[str, tuple[str, ...
 def _register_endpoint(register, base_url: str, *, name: str | None, models: Iterable[str] | None,
                        api_key: str | None, api_key_env: str | None, vision: bool, aliases: Any,
                        embedding_models: Iterable[str] = (),
-                       register_embedding=None) -> list[str]:
+                       register_embedding=None, schema_style: str | None = None) -> list[str]:
     """Register the endpoint's chat models with `register` and, given `register_embedding`,
     its embedding models with that; returns the ids of both, chat models first."""
     url, default_name = resolve_base_url(base_url)
@@ -93,6 +96,9 @@ def _register_endpoint(register, base_url: str, *, name: str | None, models: Ite
         for model_id in model_ids:
             register(*chat_models(model_id, base_url=url,
                                   attachment_types=_VISION_TYPES if vision else frozenset(),
+                                  supports_schema=True, supports_tools=True,
+                                  schema_style=schema_style or SCHEMA_STYLES.get(default_name,
+                                                                                "json_schema"),
                                   description=f"{model_id} on {name} ({url})",
                                   key_hint=_key_hint(name, api_key_env, "prompt"), **keys),
                      aliases=alias_map.get(model_id, ()))
@@ -127,7 +133,8 @@ def add_openai_endpoint(base_url: str, *, name: str | None = None,
                         models: Iterable[str] | None = None, api_key: str | None = None,
                         api_key_env: str | None = None, vision: bool = False,
                         aliases: Mapping[str, str | Iterable[str]] | Iterable[str] | str | None = None,
-                        embedding_models: Iterable[str] = ()) -> list[str]:
+                        embedding_models: Iterable[str] = (),
+                        schema_style: str | None = None) -> list[str]:
     """Register the models of an OpenAI-compatible server; returns the ids registered.
 
     `base_url` is a URL ending in /v1 or a preset: ollama, llama.cpp, lmstudio, vllm. With
@@ -135,13 +142,16 @@ def add_openai_endpoint(base_url: str, *, name: str | None = None,
     variable holding the key (a key stored with `set_key(name, ...)` works too); `vision=True`
     lets the models take images; `aliases` maps model ids to aliases. `embedding_models` are
     registered as embedding models (for `llm_notebook.embed`), through the server's
-    `/embeddings`, and left out of the chat models it lists.
+    `/embeddings`, and left out of the chat models it lists. `schema_style` is how the server
+    takes `schema=`: "json_schema" (OpenAI's form, the default) or "json_object" (llama.cpp's
+    server; the llama.cpp preset chooses it).
     """
     try:
         return _register_endpoint(register, base_url, name=name, models=models, api_key=api_key,
                                   api_key_env=api_key_env, vision=vision, aliases=aliases,
                                   embedding_models=embedding_models,
-                                  register_embedding=register_embedding_model)
+                                  register_embedding=register_embedding_model,
+                                  schema_style=schema_style)
     except ModelError as exc:
         raise ModelError(f"Cannot list the models of {base_url}: {exc}") from None
 
@@ -191,4 +201,5 @@ def _register_entry(entry: Any, *, register, register_embedding) -> None:
     _register_endpoint(register, entry["base_url"], name=entry.get("name"), models=models,
                        api_key=entry.get("api_key"), api_key_env=entry.get("api_key_env"),
                        vision=bool(entry.get("vision", False)), aliases=entry.get("aliases"),
-                       embedding_models=embedding_models, register_embedding=register_embedding)
+                       embedding_models=embedding_models, register_embedding=register_embedding,
+                       schema_style=entry.get("schema_style"))

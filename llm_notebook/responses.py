@@ -338,7 +338,9 @@ class _BaseResponse:
     def parts_so_far(self) -> list[Any]:
         """The answer's parts (text, reasoning, tool calls) as they stand; see `text_so_far`."""
         final = self._final
-        return list(final.parts) if final is not None else self._transcript.parts()
+        if final is not None:
+            return list(final.parts)
+        return [_redacted_part(part, self._key) for part in self._transcript.parts()]
 
     def recorded_usage(self) -> Usage:
         """The usage the model has reported so far, without waiting for the end."""
@@ -455,7 +457,8 @@ class _BaseResponse:
             raw = transcript.text()
             text = redact(raw, self._key)
             chunks = tuple(transcript.chunks) if text == raw else ((text,) if text else ())
-            self._final = _Final(text, chunks, tuple(transcript.parts()))
+            self._final = _Final(text, chunks, tuple(_redacted_part(part, self._key)
+                                                     for part in transcript.parts()))
             if self.conversation is not None and self._belongs_in_conversation():
                 self.conversation.responses.append(self)
             self._done.set()
@@ -827,6 +830,25 @@ class AsyncResponse(_BaseResponse):
         from .markdown import safe_markdown
 
         return safe_markdown(self.text_so_far(), partial=not self.finished)
+
+
+def _redacted(value: Any, key: str) -> Any:
+    if isinstance(value, str):
+        return redact(value, key)
+    if isinstance(value, dict):
+        return {name: _redacted(item, key) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item, key) for item in value]
+    return value
+
+
+def _redacted_part(part: Any, key: str | None) -> Any:
+    """`part` with a key a server echoed into its text, arguments or output masked."""
+    if not key:
+        return part
+    changes = {name: _redacted(getattr(part, name), key)
+               for name in ("text", "arguments", "output") if hasattr(part, name)}
+    return dataclasses.replace(part, **changes)
 
 
 def _continuation(response: _BaseResponse) -> Any:

@@ -47,6 +47,9 @@ class Settings:
     #: Dollars this session may spend on models; a request that would pass it is refused before
     #: it is sent. None = no limit.
     budget: float | None = None
+    #: Offer the models of the `llm` library and its plugins, unported (needs
+    #: `pip install 'jupyter-llm-notebook[llm]'`). None: as LLM_NOTEBOOK_LLM_BRIDGE=1 says.
+    llm_bridge: bool | None = None
 
 
 settings = Settings()

@@ -19,7 +19,10 @@ HTTP_LAYER = {"llm_notebook.http", "llm_notebook.http_errors", "llm_notebook.htt
               "llm_notebook.deadlines", "llm_notebook.http_models", "llm_notebook.endpoints",
               "llm_notebook.default_plugins.openai_compat",
               "llm_notebook.default_plugins.anthropic",
-              "llm_notebook.default_plugins.openai_endpoints"}
+              "llm_notebook.default_plugins.openai_endpoints",
+              "llm_notebook.default_plugins.openai_chat",
+              "llm_notebook.default_plugins.openai_models",
+              "llm_notebook.default_plugins.anthropic_messages"}
 
 
 def module_files() -> dict[str, Path]:

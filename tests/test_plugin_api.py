@@ -5,6 +5,7 @@ grouped into parts, tool calls, schemas as dicts and the resolved model, as the 
 from __future__ import annotations
 
 import base64
+import json
 from typing import Annotated
 import pytest
 from pydantic import BaseModel, Field
@@ -189,3 +190,32 @@ def test_annotated_constraints_and_descriptions_reach_the_tool_schema():
     assert Tool.function(pick).input_schema["properties"]["n"] == {
         "default": 5, "description": "how many rows", "maximum": 50, "minimum": 1,
         "type": "integer"}
+
+
+def test_a_key_echoed_into_parts_is_masked_in_parts_and_the_record():
+    class Echoes(llm_notebook.KeyModel):
+        model_id = "echoes-key"
+        needs_key = "echoes"
+        supports_tools = True
+
+        def execute(self, prompt, stream, response, conversation, key):
+            yield StreamEvent(type="reasoning", chunk=f"the key is {key}")
+            yield StreamEvent("tool_call_name", "f", tool_call_id="1")
+            yield StreamEvent("tool_call_args", json.dumps({"k": key}), tool_call_id="1")
+            yield f"text {key}"
+
+    key = "sk-canary-0123456789abcdef"
+    response = Echoes().prompt("x", key=key)
+    response.text()
+    assert key not in repr(response.parts_so_far()) and key not in json.dumps(response.to_dict())
+    assert response.parts_so_far()[0].text == "the key is ***"
+
+
+def test_endpoint_models_take_tools_and_schemas_in_their_servers_style():
+    [plain] = llm_notebook.add_openai_endpoint("http://127.0.0.1:9/v1", name="plainbox",
+                                              models=["m1"])
+    [cpp] = llm_notebook.add_openai_endpoint("http://127.0.0.1:9/v1", name="cppbox",
+                                            models=["m2"], schema_style="json_object")
+    assert llm_notebook.get_model(plain).supports_tools and llm_notebook.get_model(plain).supports_schema
+    assert llm_notebook.get_model(plain).schema_style == "json_schema"
+    assert llm_notebook.get_model(cpp).schema_style == "json_object"
