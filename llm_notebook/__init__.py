@@ -36,7 +36,7 @@ _EXPORTS = {
                 "EmbedInterrupted", "EmbedFailed"),
     "chains": ("ChainResponse", "AsyncChainResponse"),
     "prices": ("set_price",),
-    "preview": ("preview",),
+    "request_preview": ("preview", "Preview"),
     "keys": ("set_key", "delete_key", "stored_key_names", "get_key", "Secret", "InvalidKeyError"),
     "paths": ("user_dir", "UserFileError"),
     "log": ("logs",),

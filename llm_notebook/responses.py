@@ -539,8 +539,9 @@ class _BaseResponse:
             kwargs["key"] = self._key
         return kwargs
 
-    def _as_running_model(self, step, *args, **kwargs):
-        """`step(...)` with this prompt's key visible to the model's own `get_key()`."""
+    def as_model(self, step, *args, **kwargs):
+        """`step(...)` with this prompt's key visible to the model's own `get_key()`, as while it
+        answers: for the model's other calls on this prompt (counting its tokens)."""
         token = prompt_key.set((self.model, self._key))
         try:
             return step(*args, **kwargs)
@@ -741,7 +742,7 @@ class AsyncResponse(_BaseResponse):
             try:
                 recorded = self._recorded()
                 chunks = (_replay(recorded.chunks) if recorded is not None else
-                          self._as_running_model(self.model.execute, **self._execute_kwargs()))
+                          self.as_model(self.model.execute, **self._execute_kwargs()))
                 while True:
                     token = prompt_key.set((self.model, self._key))
                     try:

@@ -332,3 +332,17 @@ def test_a_whole_message_of_thinking_text_and_tool_use(llm_server):
     assert parts[2]["arguments"] == {"q": "x"}
     assert [c.tool_call_id for c in response.tool_calls()] == ["toolu_3"]
     assert response.resolved_model == "claude-test"
+
+
+def test_preview_counts_tokens_with_anthropics_endpoint_and_sends_no_message(llm_server):
+    from tests.support.fake_llm_server import json_reply
+
+    llm_server.queue(json_reply({"input_tokens": 1234}))
+    before = len(llm_server.requests)
+    preview = llm_notebook.preview(claude().prompt("How many tokens?", system="Be brief", key=KEY))
+    [request] = llm_server.requests[before:]
+    assert request.path == "/v1/messages/count_tokens"
+    assert request.body == {"model": "claude-sonnet-4-5", "system": "Be brief",
+                            "messages": [{"role": "user", "content": "How many tokens?"}]}
+    assert request.headers["x-api-key"] == KEY
+    assert "1,234" in str(preview) and "estimate" not in str(preview).lower()

@@ -10,7 +10,7 @@ import pytest
 import llm_notebook
 from llm_notebook import batch, budget, prices
 from llm_notebook.budget import BudgetExceeded
-from llm_notebook.preview import preview
+from llm_notebook.request_preview import preview
 from llm_notebook.settings import settings
 from llm_notebook.tools import Tool
 from tests.support.slow_server import SlowServer, loopback_models

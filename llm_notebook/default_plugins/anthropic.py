@@ -100,6 +100,22 @@ class _Messages:
                        headers=headers, secret=key, model_name=self.model_name or self.model_id,
                        key_hint=KEY_HINT)
 
+    def count_tokens(self, prompt) -> int:
+        """The input tokens Anthropic would bill for `prompt`, from its token-counting endpoint
+        (nothing is generated): what `llm_notebook.preview` shows."""
+        from llm_notebook.http import get_json
+
+        body = {k: v for k, v in self.build_body(prompt, stream=False).items()
+                if k in ("model", "messages", "system", "tools", "tool_choice", "thinking")}
+        key = self.get_key()
+        request = self.build_request(prompt, False, None, key)
+        request.url, request.body = f"{self.base_url}/v1/messages/count_tokens", body
+        counted = get_json(request)
+        tokens = counted.get("input_tokens") if isinstance(counted, dict) else None
+        if type(tokens) is not int:
+            raise request.error(f"{request.url} answered without input_tokens")
+        return tokens
+
     def read_answer(self, body, response, request: Request) -> list[Any]:
         return read_answer(body, response, request, schema=response.prompt.schema is not None)
 

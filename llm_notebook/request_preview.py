@@ -51,7 +51,7 @@ class Preview:
         self.tools = [tool.name for tool in prompt.tools]
         self.schema = prompt.schema
         self.options = prompt.options.model_dump(exclude_unset=True)
-        self.input_tokens = count_input_tokens(prompt)
+        self.input_tokens = response.as_model(count_input_tokens, prompt)
         self.output_tokens = planned_output_tokens(response)
         self.cost: Cost = estimate(response.model, self.input_tokens.count, self.output_tokens)
         self.replayed = current_mode() in ("replay", "only") and lookup(response) is not None
