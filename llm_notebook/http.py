@@ -24,11 +24,11 @@ from typing import Any, NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 from .deadlines import Deadline, cut_off
-from .errors import ModelError
+from .errors import LLMNotebookError, ModelError
 from .http_errors import (KEPT, after_retries, deadline_error, malformed, not_a_stream,
                           not_json, redirect_error, server_message, status_error, transport_error)
 from .http_pools import async_client, sync_client, timeout
-from .keys import redact
+from .keys import redact, redact_known
 from .settings import settings
 
 #: Answers worth another try: rate limits, server failures and Anthropic's "overloaded".
@@ -80,9 +80,13 @@ class Request:
 
 
 class ErrorEvent(Exception):
-    """An error the server reported inside the stream; the wire loop retries or raises it."""
+    """An error the server reported inside the stream; the wire loop retries or raises it.
+
+    Its message is redacted at once: the wire loop's frame holds it while deciding what to do.
+    """
 
     def __init__(self, message: str, status: int | None) -> None:
+        message = redact_known(message)
         super().__init__(message)
         self.message = message
         self.status = status
@@ -345,9 +349,16 @@ class _Progress:
 
     @contextlib.contextmanager
     def step(self):
-        """Around one step: an exception it raises goes to the wire loop, which decides."""
+        """Around one step: an exception it raises goes to the wire loop, which decides.
+
+        The package's own errors leave their frames behind: those of the stream readers hold
+        the events as the server sent them (a key it echoes among them), which a verbose
+        traceback would show, and the one-line message already says all there is to say.
+        """
         try:
             yield
+        except LLMNotebookError as exc:
+            self.error = exc.with_traceback(None)
         except Exception as exc:
             self.error = exc
 
