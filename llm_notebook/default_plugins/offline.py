@@ -1,4 +1,8 @@
-"""`echo` and `markov`: models that need no key and no network, for trying and testing."""
+"""`echo` and `markov`: models that need no key and no network, for trying and testing.
+
+echo also calls tools and answers schemas when its prompt holds a JSON block telling it how
+(see `echo_script`), so every tool and structured-output path runs offline.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,10 @@ from pydantic import Field
 
 from llm_notebook import hookimpl
 from llm_notebook.models import AsyncModel, Model, Options
+from llm_notebook.parts import StreamEvent
+from llm_notebook.tools import ToolCall, new_tool_call_id
+
+from .echo_script import example_value, script_of
 
 ACCEPTED_TYPES = {
     "image/png", "image/jpeg", "image/webp", "image/gif",
@@ -74,9 +82,22 @@ def _describe_attachment(index: int, attachment) -> str:
     return ", ".join(parts)
 
 
+def _tool_results(prompt) -> list[str]:
+    """The results echo was sent, each named, with its output as received."""
+    if not prompt.tool_results:
+        return []
+    sections = [f"**Tool results** ({len(prompt.tool_results)})"]
+    for result in prompt.tool_results:
+        sections += [f"`{result.name.replace('`', '')}` ({result.tool_call_id})",
+                     _quote(result.output) if result.output else "_(empty)_"]
+    return sections
+
+
 def echo_text(prompt, conversation) -> str:
     """Readable Markdown of everything the model received."""
-    sections = ["**Prompt**", _quote(prompt.prompt) if prompt.prompt else "_(none)_"]
+    sections = []
+    if prompt.prompt or not prompt.tool_results:
+        sections += ["**Prompt**", _quote(prompt.prompt) if prompt.prompt else "_(none)_"]
     if prompt.system:
         sections += ["**System**", _quote(prompt.system)]
     options = prompt.options.model_dump(exclude_unset=True)
@@ -86,6 +107,7 @@ def echo_text(prompt, conversation) -> str:
     if prompt.attachments:
         sections += ["**Attachments**", "\n".join(
             _describe_attachment(i, a) for i, a in enumerate(prompt.attachments, 1))]
+    sections += _tool_results(prompt)
     turns = _turns(conversation)
     if turns:
         lines = []
@@ -94,6 +116,19 @@ def echo_text(prompt, conversation) -> str:
                          f"**assistant:** {_excerpt(answered) or '_(no text)_'}")
         sections += [f"**Earlier turns** ({len(turns)})", "\n".join(lines)]
     return "\n\n".join(sections) + "\n"
+
+
+def _tool_call_events(response, calls: list[dict]) -> list[StreamEvent]:
+    """Ask for `calls`: each is added to the response and streamed as its events."""
+    events = []
+    for call in calls:
+        call_id = new_tool_call_id()
+        response.add_tool_call(ToolCall(name=call["name"], arguments=call["arguments"],
+                                        tool_call_id=call_id))
+        events += [StreamEvent(type="tool_call_name", chunk=call["name"], tool_call_id=call_id),
+                   StreamEvent(type="tool_call_args", chunk=json.dumps(call["arguments"]),
+                               tool_call_id=call_id)]
+    return events
 
 
 class MarkovOptions(_DelayOptions):
@@ -128,58 +163,79 @@ class _Offline:
     attachment_types = ACCEPTED_TYPES
     make_text = staticmethod(echo_text)
 
-    def _pieces(self, prompt, conversation) -> list[str]:
-        return _chunks(type(self).make_text(prompt, conversation))
+    def _answer(self, prompt, conversation, response) -> list:
+        """What execute() yields, in order; the usage is recorded here."""
+        pieces = _chunks(type(self).make_text(prompt, conversation))
+        self._record_usage(prompt, conversation, response, pieces)
+        return pieces
 
-    def _record_usage(self, prompt, conversation, response, text_parts: list[str]) -> None:
+    def _record_usage(self, prompt, conversation, response, text_parts: list[str],
+                      asked: int = 0) -> None:
         earlier = sum(_count_words(a, b) for a, b in _turns(conversation))
-        response.set_usage(input=_count_words(prompt.prompt, prompt.system) + earlier,
-                           output=_count_words("".join(text_parts)))
+        results = _count_words(*(result.output for result in prompt.tool_results))
+        response.set_usage(input=_count_words(prompt.prompt, prompt.system) + earlier + results,
+                           output=_count_words("".join(text_parts)) + asked)
 
 
-class Echo(_Offline, Model):
+class _Echo(_Offline):
+    """echo: it echoes, and follows the script of a JSON block in its prompt (`echo_script`)."""
+
     model_id = "echo"
     description = ("Offline test model: streams back, as Markdown, the prompt, system prompt, options, "
-                   "attachments and earlier turns it received. No key, no network.")
+                   "attachments, tool results and earlier turns it received; a JSON block in the "
+                   "prompt makes it call tools or answer exactly. No key, no network.")
+    supports_tools = True
+    supports_schema = True
     Options = _DelayOptions
 
-    def execute(self, prompt, stream, response, conversation) -> Iterator[str]:
-        pieces = self._pieces(prompt, conversation)
-        for piece in pieces:
+    def _answer(self, prompt, conversation, response) -> list:
+        script, round_number = script_of(prompt.messages)
+        calls = script.calls_for(round_number)
+        if calls or not (script.has_raw or prompt.schema is not None):
+            text = echo_text(prompt, conversation)
+        elif script.has_raw:
+            text = script.raw_text()
+        else:
+            text = json.dumps(example_value(prompt.schema), indent=2)
+        pieces = _chunks(text)
+        events = _tool_call_events(response, calls)
+        self._record_usage(prompt, conversation, response, pieces,
+                           asked=_count_words(*(event.chunk for event in events)))
+        return [*pieces, *events]
+
+
+class Echo(_Echo, Model):
+    def execute(self, prompt, stream, response, conversation) -> Iterator:
+        for piece in self._answer(prompt, conversation, response):
             if prompt.options.delay:
                 time.sleep(prompt.options.delay)
             yield piece
-        self._record_usage(prompt, conversation, response, pieces)
 
 
-class AsyncEcho(_Offline, AsyncModel):
-    model_id = "echo"
-    description = Echo.description
-    Options = _DelayOptions
-
+class AsyncEcho(_Echo, AsyncModel):
     async def execute(self, prompt, stream, response, conversation):
-        pieces = self._pieces(prompt, conversation)
-        for piece in pieces:
+        for piece in self._answer(prompt, conversation, response):
             await asyncio.sleep(prompt.options.delay)
             yield piece
-        self._record_usage(prompt, conversation, response, pieces)
 
 
-class Markov(Echo):
+class Markov(_Offline, Model):
     model_id = "markov"
     description = ("Offline test model: generates text from a Markov chain built from the prompt and "
                    "the conversation. Options: length, seed, delay. No key, no network.")
     attachment_types: set[str] = set()
     Options = MarkovOptions
     make_text = staticmethod(markov_text)
+    execute = Echo.execute
 
 
-class AsyncMarkov(AsyncEcho):
+class AsyncMarkov(_Offline, AsyncModel):
     model_id = "markov"
     description = Markov.description
     attachment_types: set[str] = set()
     Options = MarkovOptions
     make_text = staticmethod(markov_text)
+    execute = AsyncEcho.execute
 
 
 @hookimpl
