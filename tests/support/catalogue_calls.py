@@ -140,6 +140,19 @@ def chat_partial(bench: Bench) -> str:
     return turn.error
 
 
+def map_errors(*replies: Any, requests: int, retries: int = 0) -> Callable[[Bench], str]:
+    """The error map records for the first of two items the server fails, after checking how
+    many requests were made (none again for what cannot succeed, or was retried already)."""
+    def run(bench: Bench) -> str:
+        llm_notebook.settings.max_retries = retries
+        bench.server.queue(*replies)
+        answers = llm_notebook.map("{}", ["one", "two"], model="gpt-4o-mini", key=KEY,
+                                   progress=False)
+        assert list(answers) == [None, None] and len(bench.server.requests) == requests
+        return answers.errors[0]
+    return run
+
+
 def option_error(name: str, value: Any) -> Callable[[Bench], str]:
     def run(bench: Bench) -> str:
         chat = llm_notebook.chat("echo", delay=0.0)
@@ -348,6 +361,12 @@ CALLS: list[Call] = [
     Call("map with concurrency 0",
          lambda b: llm_notebook.map("{}", ["a"], model="echo", concurrency=0, progress=False),
          raises=(ValueError,), says=("concurrency must be at least 1",)),
+    Call("map with a rejected key", map_errors(*[error_reply(401, "bad key")] * 2, requests=2),
+         raises=(), says=("The API key was rejected", "set_key('openai', ...)")),
+    Call("map over a server that keeps failing",
+         map_errors(*[error_reply(500, "down", headers={"Retry-After": "0"})] * 4, requests=4,
+                    retries=1),
+         raises=(), says=("The server failed (after 1 retry)", "Try again later")),
     Call("map with a field the items lack",
          lambda b: llm_notebook.map("{nope}", [{"a": 1}], model="echo", progress=False),
          raises=(LLMNotebookError,), says=("{nope}", "its fields: a")),
