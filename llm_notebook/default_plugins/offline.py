@@ -163,18 +163,16 @@ class _Offline:
     attachment_types = ACCEPTED_TYPES
     make_text = staticmethod(echo_text)
 
-    def _answer(self, prompt, conversation, response) -> list:
-        """What execute() yields, in order; the usage is recorded here."""
+    def _answer(self, prompt, conversation, response) -> tuple[list, dict[str, int]]:
+        """What execute() yields, in order, and the usage it records once it has yielded all."""
         pieces = _chunks(type(self).make_text(prompt, conversation))
-        self._record_usage(prompt, conversation, response, pieces)
-        return pieces
+        return pieces, self._usage(prompt, conversation, pieces)
 
-    def _record_usage(self, prompt, conversation, response, text_parts: list[str],
-                      asked: int = 0) -> None:
+    def _usage(self, prompt, conversation, text_parts: list[str], asked: int = 0) -> dict[str, int]:
         earlier = sum(_count_words(a, b) for a, b in _turns(conversation))
         results = _count_words(*(result.output for result in prompt.tool_results))
-        response.set_usage(input=_count_words(prompt.prompt, prompt.system) + earlier + results,
-                           output=_count_words("".join(text_parts)) + asked)
+        return {"input": _count_words(prompt.prompt, prompt.system) + earlier + results,
+                "output": _count_words("".join(text_parts)) + asked}
 
 
 class _Echo(_Offline):
@@ -188,7 +186,7 @@ class _Echo(_Offline):
     supports_schema = True
     Options = _DelayOptions
 
-    def _answer(self, prompt, conversation, response) -> list:
+    def _answer(self, prompt, conversation, response) -> tuple[list, dict[str, int]]:
         script, round_number = script_of(prompt.messages)
         calls = script.calls_for(round_number)
         if calls or not (script.has_raw or prompt.schema is not None):
@@ -199,24 +197,28 @@ class _Echo(_Offline):
             text = json.dumps(example_value(prompt.schema), indent=2)
         pieces = _chunks(text)
         events = _tool_call_events(response, calls)
-        self._record_usage(prompt, conversation, response, pieces,
-                           asked=_count_words(*(event.chunk for event in events)))
-        return [*pieces, *events]
+        usage = self._usage(prompt, conversation, pieces,
+                            asked=_count_words(*(event.chunk for event in events)))
+        return [*pieces, *events], usage
 
 
 class Echo(_Echo, Model):
     def execute(self, prompt, stream, response, conversation) -> Iterator:
-        for piece in self._answer(prompt, conversation, response):
+        pieces, usage = self._answer(prompt, conversation, response)
+        for piece in pieces:
             if prompt.options.delay:
                 time.sleep(prompt.options.delay)
             yield piece
+        response.set_usage(**usage)
 
 
 class AsyncEcho(_Echo, AsyncModel):
     async def execute(self, prompt, stream, response, conversation):
-        for piece in self._answer(prompt, conversation, response):
+        pieces, usage = self._answer(prompt, conversation, response)
+        for piece in pieces:
             await asyncio.sleep(prompt.options.delay)
             yield piece
+        response.set_usage(**usage)
 
 
 class Markov(_Offline, Model):
