@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from .markdown import safe_markdown
+from .markdown import escape_inline, safe_markdown
 from .output_metadata import METADATA_KEY
 
 _JSON_FENCE = re.compile(r"```(?:json)?\s*\n(.*?)\n```", re.S)
@@ -98,7 +98,27 @@ class ShownOnce:
         publish_display_data(*self._repr_mimebundle_())
 
 
-class Answer(ShownOnce):
+class _AnswerValue(ShownOnce):
+    """What an answer and a chain's answer display as, from their `format`, `parsed`, `plain()`,
+    `markdown()` and `metadata()`."""
+
+    format: str
+    parsed: Any
+
+    def data(self) -> dict[str, Any]:
+        """The mime bundle: text/plain always, then Markdown (or JSON for `-f json`)."""
+        if self.format == "json" and self.parsed is not None:
+            return {"text/plain": json.dumps(self.parsed, indent=2, default=str),
+                    "application/json": self.parsed}
+        if self.format == "text":
+            return {"text/plain": self.plain()}
+        return {"text/plain": self.plain(), "text/markdown": self.markdown()}
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return self.data(), self.metadata()
+
+
+class Answer(_AnswerValue):
     """A finished (or interrupted, or failed) answer: displays as the answer, `str()` is its text.
 
     It is a magic cell's value, so `Out[n]` and `{Out[n]}` reach it; in the cell that streamed
@@ -149,17 +169,6 @@ class Answer(ShownOnce):
         marker = _MARKERS.get(self.status)
         return self.text + (f"\n[{marker}]" if marker else "")
 
-    def data(self) -> dict[str, Any]:
-        """The mime bundle: text/plain always, then Markdown (or JSON for `-f json`)."""
-        if self.format == "json" and self.parsed is not None:
-            return {"text/plain": json.dumps(self.parsed, indent=2, default=str),
-                    "application/json": self.parsed}
-        if self.format == "text":
-            return {"text/plain": self.plain()}
-        return {"text/plain": self.plain(), "text/markdown": self.markdown()}
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        return self.data(), self.metadata()
 
 
 def parsed_json(text: str) -> Any:
@@ -170,3 +179,141 @@ def parsed_json(text: str) -> Any:
         return json.loads(fenced.group(1) if fenced else body)
     except ValueError:
         return None
+
+
+#: The note under a chain stopped by its round limit.
+_STOPPED_NOTE = "\n\n_[{}]_"
+
+
+class ChainAnswer(_AnswerValue):
+    """The answer of a chain (a prompt with tools): every round's text in order, each followed
+    by the blocks of the tool calls it asked for, then how the chain ended.
+
+    The text, the parts and the usage are the chain's responses'; `calls` (a `CallLog`) holds
+    what happened to each call. `interrupted` is set when the chain was stopped from outside
+    (an interrupt, a cancel), which may be between rounds, when no response is running.
+    """
+
+    def __init__(self, chain: Any, calls: Any, *, format: str = "markdown") -> None:
+        self.chain = chain
+        self.calls = calls
+        self.format = format
+        self.interrupted = False
+        self.parsed = None
+
+    def settle(self, *, interrupted: bool = False) -> ChainAnswer:
+        """The chain has ended (stopped from outside, when `interrupted`): fix what it shows."""
+        self.interrupted = interrupted
+        self.calls.settle(self.chain.tool_results, interrupted=interrupted)
+        if self.format == "json":
+            self.parsed = parsed_json(self.final_text)
+        return self
+
+    @property
+    def response(self) -> Any:
+        """The latest round's response (None before the first started)."""
+        made = self.chain.responses_so_far()
+        return made[-1] if made else None
+
+    @property
+    def text(self) -> str:
+        return self.chain.text_so_far()
+
+    @property
+    def final_text(self) -> str:
+        """The text of the last round: the answer after the tools."""
+        return self.response.text_so_far() if self.response is not None else ""
+
+    @property
+    def status(self) -> str:
+        response = self.response
+        if self.interrupted or response is None:
+            return "interrupted" if self.interrupted else "pending"
+        return response.status
+
+    @property
+    def said_anything(self) -> bool:
+        return bool(self.text or self.calls.blocks()
+                    or any(reasoning_text(r) for r in self.chain.responses_so_far()))
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        shown = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        return (f"<ChainAnswer model={self.chain.conversation.model_id!r} status={self.status!r} "
+                f"rounds={len(self.chain.responses_so_far())} tool calls="
+                f"{len(self.calls.blocks())} text={shown!r}>")
+
+    def _rounds(self, *, streaming: bool) -> list[str]:
+        from .tool_blocks import block_html
+
+        pieces = []
+        made = self.chain.responses_so_far()
+        for number, response in enumerate(made):
+            live = streaming and number == len(made) - 1 and not response.finished
+            thinking = thinking_html(reasoning_text(response), streaming=live).rstrip()
+            text = response.text_so_far()
+            body = safe_markdown(text, partial=live or response.status != "done").strip() if text else ""
+            blocks = [block_html(b) for b in self.calls.blocks(response.tool_calls_so_far())]
+            pieces += [piece for piece in (thinking, body, *blocks) if piece]
+        return pieces
+
+    def partial_markdown(self) -> str:
+        """The render while the chain runs: the rounds so far, then the live marker."""
+        return "\n\n".join([*self._rounds(streaming=True), f"_{STREAMING_MARKER}_"])
+
+    def partial_plain(self) -> str:
+        return self.plain(streaming=True) + "\n" + STREAMING_MARKER
+
+    def markdown(self) -> str:
+        """The final Markdown: each round and its calls, then a note if it stopped early."""
+        notes = ""
+        if self.chain.stopped:
+            notes += _STOPPED_NOTE.format(escape_inline(self.chain.stopped))
+        return "\n\n".join(self._rounds(streaming=False)) + notes + partial_note(self.status)
+
+    def plain(self, *, streaming: bool = False) -> str:
+        from .tool_blocks import block_plain
+
+        lines = []
+        for response in self.chain.responses_so_far():
+            if response.text_so_far().strip():
+                lines.append(response.text_so_far().strip("\n"))
+            lines += [block_plain(b) for b in self.calls.blocks(response.tool_calls_so_far())]
+        if not streaming:
+            if self.chain.stopped:
+                lines.append(f"[{self.chain.stopped}]")
+            marker = _MARKERS.get(self.status)
+            if marker:
+                lines.append(f"[{marker}]")
+        return "\n\n".join(lines)
+
+    def usage_summary(self) -> dict[str, Any]:
+        """The chain as one response's `to_dict()` reads, for a usage row: usage summed over the
+        rounds, the time of all of them."""
+        usage = self.chain.usage_so_far()
+        return {"model": self.chain.conversation.model_id, "status": self.status,
+                "usage": {"input": usage.input, "output": usage.output, "details": usage.details},
+                "duration_ms": self.duration_ms()}
+
+    def duration_ms(self) -> int:
+        """From the first round's start to the last one's end, the tool calls between included."""
+        made = [r for r in self.chain.responses_so_far() if r.started_utc is not None]
+        if not made:
+            return 0
+        first, last = made[0], made[-1]
+        gap = last.started_utc - first.started_utc
+        return int(gap.total_seconds() * 1000) + last.elapsed_ms()
+
+    def metadata(self) -> dict[str, Any]:
+        made = self.chain.responses_so_far()
+        summary = self.usage_summary()
+        return {METADATA_KEY: {
+            "model": summary["model"], "response_id": made[-1].id if made else None,
+            "response_ids": [r.id for r in made], "status": self.status,
+            "usage": summary["usage"], "duration_ms": summary["duration_ms"],
+            "datetime": made[0].to_dict()["datetime_utc"] if made else "",
+            "tool_calls": [block.to_dict() for block in self.calls.blocks()],
+        }}
+

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..answers import Answer, ending_marker, partial_markdown, partial_plain
@@ -192,6 +192,79 @@ class TerminalView:
         self._stream.flush()
 
 
+class ChainView(ThrottledView):
+    """Streams a chain into one display: each round's text, then the blocks of its calls.
+
+    Text is throttled as for one answer; a block that changes (asked, waiting, running, done)
+    is shown at once, so each call is seen while it runs. `send(data, metadata)` says where the
+    renders go; it may be called from any thread.
+    """
+
+    def __init__(self, answer: Any, throttle: Throttle, send: Callable[[dict, dict], Any], *,
+                 plain: bool = False) -> None:
+        super().__init__(throttle, plain=plain)
+        self.answer = answer
+        self._target = send
+
+    def _partial(self) -> dict[str, str]:
+        if self.plain:
+            return {"text/plain": self.answer.partial_plain()}
+        return {"text/markdown": self.answer.partial_markdown()}
+
+    def changed(self) -> None:
+        """A call's block changed: render now, whatever the throttle says."""
+        with self._lock:
+            if self._finished:
+                return
+            data = self._partial()
+            self._send(data, {})
+            self.throttle.record(self._length, sum(map(len, data.values())), time.monotonic())
+
+    def _send(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
+        self._target(data, metadata)
+
+
+class TerminalChainView:
+    """A chain in a terminal: the text as it arrives, and a line for each call once it ends."""
+
+    def __init__(self, answer: Any, stream=None) -> None:
+        self.answer = answer
+        self._stream = stream or sys.stdout
+        self._written: dict[str, int] = {}
+        self._told: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _write(self, text: str) -> None:
+        self._stream.write(text)
+        self._stream.flush()
+
+    def add(self, chunk: str) -> None:
+        response = self.answer.response
+        with self._lock:
+            text = response.text_so_far()
+            done = self._written.get(response.id, 0)
+            if len(text) > done:
+                self._write(text[done:])
+                self._written[response.id] = len(text)
+
+    def changed(self) -> None:
+        from ..tool_blocks import block_plain
+
+        with self._lock:
+            for block in self.answer.calls.blocks():
+                if block.state in ("asked", "waiting", "running"):
+                    continue
+                if block.call.tool_call_id not in self._told:
+                    self._told.add(block.call.tool_call_id)
+                    self._write("\n" + block_plain(block) + "\n")
+
+    def finish(self, answer: Any) -> None:
+        self.changed()
+        marker = ending_marker(answer.status)
+        with self._lock:
+            self._write("\n" + (f"[{marker}]\n" if marker else ""))
+
+
 def stream(response: Any, chunks: Iterable[str], view: KernelView | TerminalView, *,
            format: str = "markdown") -> tuple[Answer, BaseException | None]:
     """Show `response` in `view` as its `chunks` come; then the final answer.
@@ -237,6 +310,10 @@ def new_view(shell: Any, response: Any, throttle: Throttle, *, plain: bool = Fal
 
 def show_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
                metadata: dict[str, Any] | None = None) -> None:
+    show_table_data(table_data(headers, rows), metadata)
+
+
+def show_table_data(data: dict[str, str], metadata: dict[str, Any] | None = None) -> None:
     from IPython.display import publish_display_data
 
-    publish_display_data(table_data(headers, rows), metadata or {})
+    publish_display_data(data, metadata or {})

@@ -40,6 +40,10 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--no-log",), dict(action="store_true")),
     (("--no-interpolate",), dict(action="store_true")),
     (("--hide-reasoning",), dict(action="store_true")),
+    (("-T", "--tool"), dict(action="append", default=[], metavar="NAME")),
+    (("--tools",), dict(metavar="A,B,...")),
+    (("--chain-limit",), dict(type=int, metavar="N")),
+    (("--approve",), dict(action="store_true")),
 )
 _ARITY = {flag: (0 if kw.get("action") == "store_true" else kw.get("nargs", 1))
           for flags, kw in OPTIONS for flag in flags}
@@ -49,6 +53,11 @@ _WORD = re.compile(r"""(?:"[^"]*"|'[^']*'|[^\s"'])+""")
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         raise LLMError(f"{message} (see %llm help)", "UsageError")
+
+
+def tool_names(args: argparse.Namespace) -> list[str]:
+    """The names given with -T and --tools, in order."""
+    return [*args.tool, *(name.strip() for name in (args.tools or "").split(",") if name.strip())]
 
 
 def prompt_parser() -> argparse.ArgumentParser:

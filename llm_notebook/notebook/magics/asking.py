@@ -41,7 +41,7 @@ def _throttle(magics: Any) -> render.Throttle:
     return render.Throttle(magics.display_interval, magics.display_budget)
 
 
-def _has_something(answer: Any) -> bool:
+def has_something(answer: Any) -> bool:
     """Whether an answer gets a usage row and a `--out` value: it finished, or said something."""
     return answer.status == "done" or answer.said_anything
 
@@ -52,9 +52,9 @@ def show_answer(magics: Any, response: Any, args: argparse.Namespace):
     show_thumbnails(response.attachments)
     view = render.new_view(shell, response, _throttle(magics), plain=args.format == "text")
     answer, stopped = render.stream(response, _chunks(response), view, format=args.format)
-    if args.out is not None and _has_something(answer):
+    if args.out is not None and has_something(answer):
         shell.user_ns[args.out] = answer.text
-    if magics.show_usage and not args.no_usage and _has_something(answer):
+    if magics.show_usage and not args.no_usage and has_something(answer):
         from ...usage import ANSWER_HEADERS, answer_row
 
         render.show_table(ANSWER_HEADERS, [answer_row(response.to_dict())])
@@ -63,14 +63,14 @@ def show_answer(magics: Any, response: Any, args: argparse.Namespace):
     elif stopped is not None:
         raise LLMError(str(stopped), type(stopped).__name__)
     elif args.format == "code":
-        _next_cell(shell, answer.text)
+        next_cell(shell, answer.text)
     elif args.format == "json" and answer.parsed is None:
         print("The answer is not valid JSON: it is shown as Markdown", file=sys.stderr)
     answer.skip_display_in(shell.execution_count)
     return answer
 
 
-def _next_cell(shell: Any, text: str) -> None:
+def next_cell(shell: Any, text: str) -> None:
     blocks = code_blocks(text)
     if blocks:
         shell.set_next_input("\n\n".join(blocks), replace=False)
@@ -90,7 +90,7 @@ def start_background(magics: Any, response: Any, args: argparse.Namespace):
                        "UsageError")
 
     def store(answer) -> None:
-        if args.out is not None and _has_something(answer):
+        if args.out is not None and has_something(answer):
             shell.user_ns[args.out] = answer.text
 
     show_thumbnails(response.attachments)

@@ -10,6 +10,7 @@ Examples
   %%llm -m echo -m markov -o markov.length 40     two models, side by side
   %llm --conversation story -m markov Once upon a time
   %llm -f code Write a function that parses ISO dates
+  %%llm -T lookup --approve             the model may call lookup(), once you allow it
 
 Prompt options
   -m, --model ID         model id or alias; repeat it to compare models side by side
@@ -21,6 +22,10 @@ Prompt options
   --out NAME             also store the answer's text in the variable NAME
   -f, --format F         markdown (default), text, code (a new cell below), json
   --background           return at once; the answer streams into this cell
+  -T, --tool NAME        a function, Toolbox or Tool from the notebook the model may call
+                         (repeatable; --tools f,g); the calls show as blocks as they run
+  --approve              ask before each tool call (Allow / Deny / Allow all)
+  --chain-limit N        rounds of tool calls to allow (default 10)
   also: --models A,B  --async  --at PATH TYPE  --key KEY  --no-stream  --no-usage
         --no-log  --no-interpolate  --hide-reasoning
 

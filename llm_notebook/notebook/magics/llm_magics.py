@@ -98,6 +98,13 @@ class LLMMagics(Magics):
                            "attach something with -a", "UsageError")
         options = arguments.ModelOptions.from_pairs(args.option)
         names = args.model + [name.strip() for name in (args.models or "").split(",") if name.strip()]
+        if arguments.tool_names(args):
+            from .chaining import ask_with_tools
+
+            return ask_with_tools(self, args, names, text.strip() or None, attachments, options)
+        for flag, given in (("--approve", args.approve), ("--chain-limit", args.chain_limit)):
+            if given:
+                raise LLMError(f"{flag} is for prompts with tools: name them with -T", "UsageError")
         if len(names) > 1:
             return asking.show_comparison(self, names, args, text.strip() or None, attachments,
                                           options)
@@ -107,9 +114,8 @@ class LLMMagics(Magics):
             return asking.start_background(self, response, args)
         return asking.show_answer(self, response, args)
 
-    def _prompt(self, name: str | None, args: argparse.Namespace, text: str | None,
-                attachments: list, options: arguments.ModelOptions):
-        """The (not yet started) response, in the conversation the options name."""
+    def conversation_for(self, name: str | None, args: argparse.Namespace):
+        """The model a prompt goes to and the conversation it goes in, as the options say."""
         from ...model_choice import pick_model
 
         named = self.conversations.named(args.conversation) if args.conversation else None
@@ -117,8 +123,13 @@ class LLMMagics(Magics):
             model = named.model
         else:
             model = pick_model(name or self.default_model or None, prefer_async=args.prefer_async)
-        conversation = self.conversations.for_prompt(
+        return model, self.conversations.for_prompt(
             model, continue_last=args.continue_last, name=args.conversation)
+
+    def _prompt(self, name: str | None, args: argparse.Namespace, text: str | None,
+                attachments: list, options: arguments.ModelOptions):
+        """The (not yet started) response, in the conversation the options name."""
+        model, conversation = self.conversation_for(name, args)
         response = conversation.prompt(
             text, attachments=attachments, system=args.system,
             stream=self.stream and not args.no_stream, key=args.key,

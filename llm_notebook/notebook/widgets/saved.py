@@ -23,7 +23,7 @@ import anywidget
 #: Where a widget's outputs say what they are: {"widget": kind} and {"text_of": kind}.
 METADATA_KEY = "llm_notebook"
 _HERE = Path(__file__).parent
-_SHARED_MODULES = ("saved_state.js", "dom.js")
+_SHARED_MODULES = ("saved_state.js", "dom.js", "approvals.js")
 
 
 @functools.cache
