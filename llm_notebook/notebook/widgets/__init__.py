@@ -19,13 +19,17 @@ __all__ = ["Chat", "CodeActions", "ModelPicker", "Turn", "UsageView", "chat", "c
 
 
 def chat(model: Any = None, *, system: str | None = None, conversation: Any = None,
+         tools: Any = None, approve: bool = False, chain_limit: int | None = None,
          **options: Any) -> Chat:
     """A chat widget with `model` (id, alias or model; default: the default model).
 
     `conversation` continues an existing conversation (its earlier turns are shown);
     `options` are model options sent with every message (`chat.options` changes them).
+    `tools` the model may call (each message runs as a chain, its calls shown as blocks);
+    `approve=True` asks before each call; `chain_limit` caps the rounds of calls.
     """
-    return Chat(model, system=system, conversation=conversation, **options)
+    return Chat(model, system=system, conversation=conversation, tools=tools, approve=approve,
+                chain_limit=chain_limit, **options)
 
 
 def model_picker() -> ModelPicker:

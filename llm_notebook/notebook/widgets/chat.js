@@ -118,7 +118,8 @@ function render({ model, el }) {
   const liveRole = element("div", "llm-chat-role");
   const liveBody = element("div", "llm-nb-rendered");
   live.append(liveRole, liveBody);
-  scroll.append(list, live);
+  const questions = element("div", "llm-chat-approvals");
+  scroll.append(list, live, questions);
 
   const composer = element("div", "llm-chat-composer llm-nb-live-only");
   const area = element("textarea", "llm-chat-input");
@@ -245,6 +246,8 @@ function render({ model, el }) {
     else liveBody.textContent = "…";
   });
   const drawMessages = () => following(() => drawTranscript(list, model.get("messages")));
+  const drawApprovalQuestions = () => following(() =>
+    drawApprovals(questions, model.get("approvals"), (content) => model.send(content)));
   const drawNotice = () => { notice.textContent = model.get("notice"); };
   const drawFooter = () => { footer.textContent = model.get("footer"); };
   const drawOptionsEditor = () => drawOptions(optionsBody, optionsSummary, model);
@@ -255,13 +258,15 @@ function render({ model, el }) {
     ["change:model_choices", drawMenu], ["change:current_model", drawMenu],
     ["change:busy", drawBusy], ["change:notice", drawNotice], ["change:footer", drawFooter],
     ["change:option_fields", drawOptionsEditor], ["change:option_error", drawOptionsEditor],
-    ["change:placeholder", drawPlaceholder], ["msg:custom", onCustom],
+    ["change:placeholder", drawPlaceholder], ["change:approvals", drawApprovalQuestions],
+    ["msg:custom", onCustom],
   ];
   for (const [name, listener] of listeners) model.on(name, listener);
   drawMenu();
   drawBusy();
   drawMessages();
   drawLive();
+  drawApprovalQuestions();
   drawNotice();
   drawFooter();
   drawOptionsEditor();

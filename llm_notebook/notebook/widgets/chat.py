@@ -18,6 +18,7 @@ from ...usage import SessionUsage
 from .. import render
 from . import chat_options
 from .chat_view import ChatView
+from .approval_widget import ApprovalQuestions
 from .rendered import markdown_html
 from .turns import Turn, error_markdown, estimated_usage, usage_line
 
@@ -54,6 +55,20 @@ class _LiveAnswer(render.ResponseView):
         self.view.live = {"who": self.response.model.model_id, "html": markdown_html(self.markdown)}
 
 
+class _LiveChain(render.ChainView):
+    """Streams a chain (the rounds and the blocks of their calls) into the chat's `live` state."""
+
+    def __init__(self, answer: Any, view: ChatView, who: str) -> None:
+        super().__init__(answer, render.Throttle(), self._show_live)
+        self.view = view
+        self.who = who
+        self.markdown = ""
+
+    def _show_live(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
+        self.markdown = data.get("text/markdown", "")
+        self.view.live = {"who": self.who, "html": markdown_html(self.markdown)}
+
+
 def _notebook() -> tuple[dict[str, Any], Any]:
     """The user namespace and the @plot history of the running IPython, if any."""
     from IPython import get_ipython
@@ -72,11 +87,22 @@ class Chat:
     (Enter sends, Shift+Enter adds a line), Send and Stop, a model menu, attachments (upload, or
     a variable name or @plot), the model's options and a usage footer. `widget` is the widget
     itself, to place inside other widgets.
+
+    With `tools` (functions, Toolbox instances, Tool objects) each message runs as a chain: the
+    calls show as blocks while they run; `approve=True` asks before each (Allow, Deny, Allow
+    all, in the chat), `chain_limit` caps the rounds.
     """
 
     def __init__(self, model: Any = None, *, system: str | None = None,
-                 conversation: Any = None, **options: Any) -> None:
+                 conversation: Any = None, tools: Any = None, approve: bool = False,
+                 chain_limit: int | None = None, **options: Any) -> None:
+        from ...tools import as_tools
+
+        as_tools(tools)  # a name clash or a non-tool fails here, not at the first message
         self.system = system
+        self.tools = list(tools) if tools else None
+        self.approve = approve
+        self.chain_limit = chain_limit
         #: This conversation's usage, by model (the footer).
         self.usage = SessionUsage()
         self.widget = ChatView()
@@ -87,12 +113,14 @@ class Chat:
         self._idle = threading.Event()
         self._idle.set()
         self._busy_lock = threading.Lock()
-        self._handle: runner.Handle | None = None
-        self._live: _LiveAnswer | None = None
+        self._handle: Any = None
+        self._live: _LiveAnswer | _LiveChain | None = None
+        self._questions: ApprovalQuestions | None = None
         self._conversation = (conversation if conversation is not None
                               else pick_model(model).conversation())
         for name, handler in (("submit", self._on_submit), ("stop", lambda *_: self.stop()),
-                              ("model", self._on_model_menu), ("option", self._on_option)):
+                              ("model", self._on_model_menu), ("option", self._on_option),
+                              ("decide", self._on_decide)):
             self.widget.on_event(name, handler)
         if model is not None and conversation is not None:
             self.model = model
@@ -182,6 +210,8 @@ class Chat:
         self._turns.append(turn)
         try:
             turn.attachments = [self._attachment(item) for item in attachments or ()]
+            if self.tools:
+                return self._send_chain(turn, text)
             turn.response = self._conversation.prompt(text or None, **self._prompt_arguments(turn))
         except Exception as exc:  # shown in the chat: a user's mistake, never a traceback
             turn.status, turn.error = "error", _one_line(exc)
@@ -199,6 +229,34 @@ class Chat:
         # Finishing hangs on the handle, not the coroutine: a Stop that comes before the
         # coroutine starts cancels it without running any of it.
         self._handle.add_done_callback(lambda _: self._finish(turn, view))
+        return turn
+
+    def _send_chain(self, turn: Turn, text: str) -> Turn:
+        """Send with tools: a chain on the runner, its blocks and questions shown in the chat."""
+        from ...answers import ChainAnswer
+        from ...tool_blocks import CallLog
+        from ..approval import Approvals
+        from ..chain_run import ChainHooks, ChainRun
+
+        if not self.model.supports_tools:
+            raise ValueError(f"{self.model.model_id} does not call tools: pick a model that "
+                             "does, or make the chat without tools=")
+        calls = CallLog()
+        self._questions = ApprovalQuestions(self.widget, "approvals")
+        approvals = Approvals(self._questions.ask) if self.approve else None
+        chain = self._conversation.chain(
+            text or None, tools=self.tools, chain_limit=self.chain_limit,
+            **ChainHooks(calls, approvals).hooks_for(self.model), **self._prompt_arguments(turn))
+        turn.chain_answer = answer = ChainAnswer(chain, calls)
+        self._show("user", "You", turn.asked_markdown())
+        view = self._live = _LiveChain(answer, self.widget, turn.model)
+        calls.on_change = view.changed
+        self.widget.live = {"who": turn.model, "html": ""}
+        self._set_busy(True)
+        turn.status = "running"
+        self._handle = ChainRun(chain, answer, view,
+                                on_stop=approvals.deny_open if approvals else None,
+                                on_end=lambda ended, error: self._finish_chain(turn, view, error))
         return turn
 
     def submit(self, text: str, *, attach: str = "", files: tuple[bytes, ...] = ()) -> Turn | None:
@@ -287,6 +345,30 @@ class Chat:
         finally:
             self._idle.set()
 
+    def _finish_chain(self, turn: Turn, view: _LiveChain, error: BaseException | None) -> None:
+        """On the runner, once a chain has ended (its view already shows the final answer)."""
+        try:
+            answer = turn.chain_answer
+            turn.response = answer.response
+            turn.status = answer.status if error is None else "error"
+            turn.error = _one_line(error) if error is not None else None
+            turn.duration_ms = answer.duration_ms()
+            summary = answer.usage_summary()
+            turn.usage = Usage(**summary["usage"])
+            self.usage.record(summary)
+            with self.widget.hold_sync():
+                if answer.said_anything:
+                    self._show("answer", turn.model, view.markdown, partial=turn.partial)
+                if turn.error:
+                    self._show("error", "", error_markdown(turn.error))
+                self.widget.live = {}
+                self.widget.approvals = []
+                self._live = None
+                self._set_busy(False)
+            self._refresh_record()
+        finally:
+            self._idle.set()
+
     def _count(self, turn: Turn, summary: dict[str, Any]) -> None:
         """The turn's usage in the footer: what the model reported or, for an answer stopped
         before the model counted, an estimate (said to be one)."""
@@ -306,7 +388,7 @@ class Chat:
         text = content.get("text") if isinstance(content.get("text"), str) else ""
         attach = content.get("attach") if isinstance(content.get("attach"), str) else ""
         turn = self.submit(text, attach=attach, files=tuple(buffers))
-        sent = turn is not None and turn.response is not None
+        sent = turn is not None and turn.status != "error"
         self.widget.tell_front_end({"event": "submitted", "id": content.get("id"), "sent": sent})
 
     def _on_model_menu(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
@@ -318,6 +400,11 @@ class Chat:
         except Exception as exc:  # e.g. the model was unregistered since the menu was filled
             self._show("error", "", error_markdown(_one_line(exc)))
             self._show_model()
+
+    def _on_decide(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        """Allow / Deny / Allow all on a question of the message answering now."""
+        if self._questions is not None:
+            self._questions.on_decide(content)
 
     def _on_option(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
         name = content.get("name")

@@ -20,7 +20,8 @@ Handler = Callable[[dict[str, Any], list[bytes]], Any]
 
 class ChatView(SavedWidget):
     """The chat's widget. `on_event(name, handler)` hears the front-end's requests:
-    `submit` (text, attach, files with their bytes as buffers), `stop`, `model`, `option`."""
+    `submit` (text, attach, files with their bytes as buffers), `stop`, `model`, `option`,
+    `decide` (an approval question answered)."""
 
     _esm = module_source("chat.js")
     _css = style_source("chat.css")
@@ -30,6 +31,8 @@ class ChatView(SavedWidget):
     messages = traitlets.List(traitlets.Dict()).tag(sync=True)
     #: The answer streaming now ({"who", "html"}), or {} when none is.
     live = traitlets.Dict().tag(sync=True)
+    #: Approval questions of the answer streaming now (see approvals.js).
+    approvals = traitlets.List(traitlets.Dict()).tag(sync=True)
     model_choices = traitlets.List(traitlets.Unicode()).tag(sync=True)
     current_model = traitlets.Unicode("").tag(sync=True)
     #: The options editor: see chat_options.option_fields.

@@ -32,10 +32,14 @@ class Turn:
     usage_estimated: bool = False
     duration_ms: int = 0
     response: Any = field(default=None, repr=False)
+    #: For a message sent with tools: the chain's answer (every round, and the calls' blocks).
+    chain_answer: Any = field(default=None, repr=False)
 
     @property
     def text(self) -> str:
-        """The answer's text, as its response keeps it."""
+        """The answer's text, as its response (or, with tools, its chain) keeps it."""
+        if self.chain_answer is not None:
+            return self.chain_answer.text
         return self.response.text_so_far() if self.response is not None else ""
 
     @property
@@ -50,6 +54,8 @@ class Turn:
         return asked + (f"\n\n{attachments_note(self.attachments)}" if self.attachments else "")
 
     def answer_markdown(self) -> str:
+        if self.chain_answer is not None:
+            return self.chain_answer.markdown()
         return render.Answer(self.response).markdown() if self.response is not None else ""
 
     def markdown(self) -> str:
