@@ -276,3 +276,63 @@ def test_allow_all_lets_the_rest_of_the_chain_run_unasked(kernel, frontend):
     assert summary["states"] == ["done", "done", "done"] and summary["ran"] == ["a", "b", "c"]
     assert len(frontend.widgets[comm]["requests"]) == 1  # asked once
     assert "Tool approvals\nAllow lookup(q='a')? allowed, and the rest too" in frontend.copies.values()
+
+
+def test_the_dataframe_toolbox_and_an_async_model_through_minus_t(kernel):
+    kernel.run("import pandas as pd\nsales = llm_notebook.tools.dataframe(pd.DataFrame("
+               "{'region': ['north', 'south'], 'units': [3, 5]}), name='sales')")
+    ask = json.dumps({"tool_calls": [{"name": "sales_schema"},
+                                     {"name": "sales_head", "arguments": {"n": 1}}]})
+    run = kernel.run(f"%%llm -m echo --async -T sales\n{ask}")
+    calls = answer_of(run)["metadata"]["llm_notebook"]["tool_calls"]
+    assert [(c["name"], c["state"]) for c in calls] == [("sales_schema", "done"),
+                                                        ("sales_head", "done")]
+    assert "region" in calls[0]["output"] and "units" in calls[0]["output"]
+    assert "north" in calls[1]["output"] and "south" not in calls[1]["output"]
+
+
+def test_in_the_background_the_cell_returns_a_handle_that_gives_the_answer(kernel):
+    kernel.run("ran.clear()")
+    kernel.run(f"%%llm -m echo -T lookup --background --out later\n{script('bg')}")
+    started = kernel.nb.cells[-1]
+    waited = kernel.run("answer = _.result(timeout=30)\nprint(type(_).__name__, answer.status, "
+                        "ran, 'found <b>bg</b>' in later)")
+    assert waited.stream() == "ChainRun done ['bg'] True\n"
+    # the final displays, sent again by display id, land in the cell that started the chain
+    shown = [o["data"].get("text/markdown", "") for o in started.outputs if "data" in o]
+    assert any("<details>" in d for d in shown) and any(d.startswith("| model |") for d in shown)
+
+
+TERMINAL = r'''
+import json, sys
+from IPython.terminal.interactiveshell import TerminalInteractiveShell
+
+ran = []
+
+def lookup(q: str) -> str:
+    """Look q up."""
+    ran.append(q)
+    return "found " + q
+
+shell = TerminalInteractiveShell.instance()
+shell.user_ns.update(lookup=lookup, ran=ran)
+calls = {"tool_calls": [{"name": "lookup", "arguments": {"q": q}} for q in "abcd"]}
+for cell in ["%load_ext llm_notebook",
+             "%llm -m echo -T lookup --approve --no-usage " + json.dumps(calls),
+             "print('RAN', ran)"]:
+    shell.run_cell(cell, store_history=True)
+'''
+
+
+def test_in_a_terminal_each_call_is_asked_at_a_plain_prompt(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LLM_NOTEBOOK_USER_PATH": str(tmp_path), "LLM_NOTEBOOK_LOAD_PLUGINS": ""}
+    done = subprocess.run([sys.executable, "-c", TERMINAL], input="y\nn\na\n", text=True,
+                          capture_output=True, env=env, timeout=120)
+    assert done.stdout.count("? [y/N/a] ") == 3  # the fourth call ran unasked (Allow all)
+    assert "Allow lookup(q='a')? [y/N/a] " in done.stdout
+    assert "RAN ['a', 'c', 'd']" in done.stdout
+    assert "[tool] lookup(q='b'): denied" in done.stdout
