@@ -39,6 +39,10 @@ _FIELDS = ("base_url", "name", "models", "embedding_models", "api_key", "api_key
 
 def resolve_base_url(base_url: str) -> tuple[str, str]:
     """(URL, default name) for a preset name or a URL."""
+    if not isinstance(base_url, str):
+        raise TypeError(f"add_openai_endpoint needs a base URL or a preset name as text, not a "
+                        f"{type(base_url).__name__}: e.g. 'http://localhost:8080/v1' or "
+                        f"one of {', '.join(PRESETS)}")
     preset = PRESETS.get(base_url.strip().lower())
     if preset:
         return preset, base_url.strip().lower()
@@ -157,7 +161,7 @@ def add_openai_endpoint(base_url: str, *, name: str | None = None,
 
 
 def endpoints_path():
-    return user_dir() / ENDPOINTS_FILE
+    return user_dir(create=False) / ENDPOINTS_FILE
 
 
 def register_configured_endpoints(register, *, embedding: bool = False) -> None:

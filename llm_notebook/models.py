@@ -6,6 +6,7 @@ or their `KeyModel` variants whose execute() also receives the resolved `key`.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -102,9 +103,14 @@ class _BaseModel:
             raise _options_error(self.model_id, self.Options, exc) from None
 
     def validate_attachments(self, attachments: Iterable[Any] | None) -> list[Attachment]:
-        """Attachments as `Attachment`s, each of a type the model accepts."""
+        """Attachments as `Attachment`s, each of a type the model accepts. One attachment given
+        alone (a path, a URL, an image, bytes) counts as a list of one."""
+        if attachments is None:
+            attachments = ()
+        elif not isinstance(attachments, (list, tuple, set, frozenset, types.GeneratorType)):
+            attachments = [attachments]
         result = []
-        for item in attachments or ():
+        for item in attachments:
             attachment = item if isinstance(item, Attachment) else Attachment.from_object(item)
             kind = attachment.load().resolve_type()
             if kind not in self.attachment_types:
@@ -140,6 +146,11 @@ class _BaseModel:
                        hide_reasoning: bool = False, fragments: list[str] | None = None,
                        system_fragments: list[str] | None = None, stream: bool = True,
                        key: str | None = None, **options: Any):
+        for given, what in ((prompt, "prompt"), (system, "system")):
+            if given is not None and not isinstance(given, str):
+                raise TypeError(f"The {what} must be text (a str) or None, not a "
+                                f"{type(given).__name__}: write {what}=str(...) to send its "
+                                "text")
         validated_options = self.validate_options(options)
         checked = self.validate_attachments(attachments)
         resolved_key = self.get_key(key)

@@ -335,6 +335,9 @@ class Registry:
 
     def _chain(self, name: str | None) -> list[str]:
         """`name`, the aliases it leads through, and the model id at the end."""
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"A model is named by its id or alias, as text, not a "
+                            f"{type(name).__name__} ({name!r}): e.g. get_model('echo')")
         self._ensure_loaded()
         chain = [name or self.get_default_model()]
         aliases: dict[str, str] | None = None
