@@ -131,12 +131,9 @@ class ChainRun(ShownOnce):
             if isinstance(self.chain, AsyncChainResponse):
                 await self._drive_async()
             else:
-                work = asyncio.ensure_future(_in_own_thread(self._drive_sync))
-                try:
-                    await asyncio.shield(work)
-                except asyncio.CancelledError:
-                    self.stop()
-                    await asyncio.wait([work], timeout=runner.CANCEL_GRACE)
+                # shielded: a cancel stops the chain and ends it now, while the thread winds
+                # down by itself (a tool that is running finishes; its result is not sent)
+                await asyncio.shield(_in_own_thread(self._drive_sync))
         except asyncio.CancelledError:
             self.stop()
         except LLMNotebookError as exc:  # a round's model failed; its response recorded it
