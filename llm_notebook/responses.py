@@ -306,6 +306,7 @@ class _BaseResponse:
         self._done = _Done()
         self._wake_on_finish: list[Callable[[], Any]] = []
         self._done_callbacks: list[Observer] = []
+        self._progress_callbacks: list[Observer] = []
 
     # -- state -------------------------------------------------------------------------------
     @property
@@ -443,7 +444,19 @@ class _BaseResponse:
             return self._keep(str(chunk))
         if self._first_chunk is None:
             self._first_chunk = time.monotonic()
-        return self._transcript.add_event(event)
+        text = self._transcript.add_event(event)
+        if not text:  # readers hear of text as it is yielded; of other parts, through this
+            for callback in tuple(self._progress_callbacks):
+                _guarded(callback, self)
+        return text
+
+    def on_progress(self, callback: Observer) -> Callable[[], None]:
+        """Call `callback(response)` whenever a part other than text grows (reasoning, a tool
+        call), in the thread that streams: a view can show them as they come, though iterating
+        yields only text. Returns an unsubscriber."""
+        self._progress_callbacks.append(callback)
+        return lambda: (self._progress_callbacks.remove(callback)
+                        if callback in self._progress_callbacks else None)
 
     def _finish(self, status: Status, error: str | None = None) -> bool:
         """The ending transaction, then the observers; False if the response had already ended."""

@@ -271,3 +271,21 @@ def test_a_start_hook_can_answer_from_a_record_or_refuse_before_the_model_is_ask
         assert runner.run(async_known.text()) == "from the record"
     finally:
         unsubscribe()
+
+
+def test_progress_callbacks_hear_of_parts_that_are_not_text():
+    from llm_notebook.parts import StreamEvent
+
+    class Thinker(Model):
+        model_id = "thinker"
+
+        def execute(self, prompt, stream, response, conversation):
+            yield StreamEvent(type="reasoning", chunk="hmm ")
+            yield StreamEvent(type="reasoning", chunk="so")
+            yield "answer"
+
+    response = Thinker().prompt("x")
+    heard = []
+    response.on_progress(lambda r: heard.append(r.parts_so_far()[0].text))
+    assert list(response) == ["answer"]
+    assert heard == ["hmm ", "hmm so"]
