@@ -586,6 +586,14 @@ def test_chat_takes_llms_constructor_and_a_configured_base_never_gets_the_openai
         Chat("x", schema_style="grammar")
 
 
+def test_openai_models_holds_the_embedding_model_where_llm_plugins_import_it(llm_server):
+    """Plugins subclassing llm's OpenAI embedding model import it from openai_models."""
+    from llm_notebook.default_plugins.openai_models import OpenAIEmbeddingModel
+
+    model = OpenAIEmbeddingModel("local-embed", "served-embed")
+    assert isinstance(model, llm_notebook.EmbeddingModel) and model.model_id == "local-embed"
+
+
 def test_llama_cpp_server_takes_a_schema_as_json_object_with_the_schema(llama_server):
     """llama-cpp-python's server refuses OpenAI's json_schema form; json_object with the schema
     beside it constrains the answer to the schema, even from a random-weight model."""

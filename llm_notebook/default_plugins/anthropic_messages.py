@@ -25,7 +25,7 @@ SCHEMA_TOOL = "json_answer"
 
 # -- requests -------------------------------------------------------------------------------------
 def _source(attachment) -> dict[str, Any]:
-    if attachment.url and attachment.path is None and attachment.content is None:
+    if attachment.is_url_only():
         return {"type": "url", "url": attachment.url}
     return {"type": "base64", "media_type": attachment.resolve_type(),
             "data": attachment.base64_content()}

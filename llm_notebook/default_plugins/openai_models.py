@@ -23,6 +23,7 @@ from llm_notebook.models import Options
 
 from .openai_chat import (AUDIO_FORMATS, IMAGE_TYPES, PDF, SCHEMA_STYLES, ChatStream,
                           build_messages, read_answer, response_format, tool_definitions)
+from .openai_embeddings import OpenAIEmbeddingModel  # noqa: F401  (llm's module has it here)
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 BASE_URL_ENV = "OPENAI_BASE_URL"
