@@ -14,6 +14,7 @@ guess. genai-prices is imported on the first price lookup, not before.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import functools
 import math
@@ -25,8 +26,8 @@ from typing import Any
 
 from .userfiles import JsonFile
 
-__all__ = ["Bill", "Cost", "Rates", "SessionCosts", "cost", "estimate", "format_dollars",
-           "remove_price", "session_costs", "set_price"]
+__all__ = ["BATCH_DISCOUNT", "Bill", "Cost", "Rates", "SessionCosts", "batch_cost", "cost",
+           "estimate", "format_dollars", "remove_price", "session_costs", "set_price"]
 
 PRICES_FILE = "prices.json"
 MILLION = Decimal(1_000_000)
@@ -154,6 +155,50 @@ def estimate(model: Any, input_tokens: int | None, output_tokens: int | None = 0
     from .responses import Usage
 
     return Bill.planned(model, Usage(input=input_tokens, output=output_tokens)).cost(estimated=True)
+
+
+#: The share of the standard price the providers' batch engines charge, as OpenAI and Anthropic
+#: document it, for models whose price data has no batch price of its own.
+BATCH_DISCOUNT = Decimal("0.5")
+
+
+def batch_cost(model: Any, usage: Any, *, when: _dt.datetime | None = None,
+               estimated: bool = False) -> Cost:
+    """What `usage` costs through `model`'s provider batch engine (OpenAI's Batch API,
+    Anthropic's Message Batches): genai-prices' batch price where it has one, else the standard
+    price with the documented discount applied, and `source` says which."""
+    standard = dataclasses.replace(Bill.planned(model, usage), when=when).cost(estimated=estimated)
+    if not standard.known:
+        return standard
+    if standard.source != "set_price":
+        found = _catalogue_entry(model.model_id, None, model.needs_key, _base_url(model))
+        batch = _catalogue_batch_cost(found, token_counts(usage), when, estimated) if found else None
+        if batch is not None:
+            return batch
+    share = f"{(1 - BATCH_DISCOUNT) * 100:.0f}%"
+    return Cost(standard.dollars * BATCH_DISCOUNT,
+                f"{standard.source}, less the documented {share} batch discount", estimated)
+
+
+def _catalogue_batch_cost(found: tuple[str, tuple[tuple[str, str], ...]], counts: dict[str, int],
+                          when: _dt.datetime | None, estimated: bool) -> Cost | None:
+    """genai-prices' own batch price, or None when it has none for the model at `when`."""
+    from genai_prices import Usage, calc_price
+
+    reference, where = found
+    moment = when or _dt.datetime.now(_dt.timezone.utc)
+    try:
+        price = calc_price(Usage(**counts), reference, genai_request_timestamp=moment,
+                           price_context={"processing": "batch"}, **dict(where))
+    except (LookupError, ValueError):
+        return None
+    variants = [variant for variant in price.model.price_variants or ()
+                if variant.when.get("processing") == "batch"
+                and (variant.constraint is None or variant.constraint.active(moment))]
+    if not variants:
+        return None
+    return Cost(price.total_price, f"genai-prices batch price: {price.provider.id} "
+                                   f"{price.model.id}", estimated)
 
 
 def token_counts(usage: Any) -> dict[str, int]:
