@@ -150,12 +150,20 @@ class Answer(_AnswerValue):
         shown = self.text if len(self.text) <= 60 else self.text[:57] + "..."
         return f"<Answer model={self.response.model.model_id!r} status={self.status!r} text={shown!r}>"
 
+    def cost(self) -> Any:
+        """What the answer cost (a `prices.Cost`: "—" when unknown, $0 when replayed)."""
+        from .prices import cost
+
+        return cost(self.response)
+
     def metadata(self) -> dict[str, Any]:
+        """The answer's provenance, which a saved notebook keeps: what asked (model, resolved
+        model, options), what it cost, and the cache key that finds it again (replayed or not)."""
         summary = self.response.to_dict()
         return {METADATA_KEY: {
             "model": summary["model"], "response_id": summary["id"], "status": summary["status"],
             "usage": summary["usage"], "duration_ms": summary["duration_ms"],
-            "datetime": summary["datetime_utc"],
+            "datetime": summary["datetime_utc"], **provenance(self.response, self.cost()),
         }}
 
     def markdown(self) -> str:
@@ -169,6 +177,28 @@ class Answer(_AnswerValue):
         marker = _MARKERS.get(self.status)
         return self.text + (f"\n[{marker}]" if marker else "")
 
+
+
+def provenance(response: Any, cost: Any) -> dict[str, Any]:
+    """What produced `response`, for an output's metadata: its cache key, the model that
+    answered, the options as given, its cost in dollars (None when unknown) and, for an answer
+    replayed from the answer cache, when it was recorded and what replaying it saved."""
+    from .cache import key_of
+
+    summary = response.to_dict()
+    replayed = summary["replayed"]
+    return {"cache_key": key_of(response), "resolved_model": summary["resolved_model"],
+            "options": json.loads(json.dumps(summary["options"], default=str)),
+            "cost": dollars_of(cost),
+            "replayed": None if replayed is None else {
+                "recorded": replayed.get("datetime_utc"),
+                "saved_tokens": replayed.get("saved_tokens"),
+                "saved_cost": replayed.get("saved_cost")}}
+
+
+def dollars_of(cost: Any) -> float | None:
+    """A cost as metadata keeps it: dollars as a number, None when unknown."""
+    return None if cost.dollars is None else float(cost.dollars)
 
 
 def parsed_json(text: str) -> Any:
@@ -291,11 +321,31 @@ class ChainAnswer(_AnswerValue):
 
     def usage_summary(self) -> dict[str, Any]:
         """The chain as one response's `to_dict()` reads, for a usage row: usage summed over the
-        rounds, the time of all of them."""
+        rounds, the time of all of them; replayed when every round was (with what they saved)."""
         usage = self.chain.usage_so_far()
         return {"model": self.chain.conversation.model_id, "status": self.status,
                 "usage": {"input": usage.input, "output": usage.output, "details": usage.details},
-                "duration_ms": self.duration_ms()}
+                "duration_ms": self.duration_ms(), "replayed": self._replayed()}
+
+    def _replayed(self) -> dict[str, Any] | None:
+        made = self.chain.responses_so_far()
+        if not made or any(r.replayed is None for r in made):
+            return None
+        found = [r.replayed for r in made]
+
+        def total(name: str) -> Any:
+            values = [about.get(name) for about in found]
+            return None if None in values else sum(values)
+
+        return {"datetime_utc": found[0].get("datetime_utc"), "saved_tokens": total("saved_tokens"),
+                "saved_cost": total("saved_cost")}
+
+    def cost(self) -> Any:
+        """What every round cost together (a `prices.Cost`; see `usage.summed`)."""
+        from .prices import cost
+        from .usage import summed
+
+        return summed([cost(r) for r in self.chain.responses_so_far()])
 
     def duration_ms(self) -> int:
         """From the first round's start to the last one's end, the tool calls between included."""
@@ -307,6 +357,10 @@ class ChainAnswer(_AnswerValue):
         return int(gap.total_seconds() * 1000) + last.elapsed_ms()
 
     def metadata(self) -> dict[str, Any]:
+        """The chain's provenance: its summed usage and cost, the calls, and each round's own
+        provenance (cache key, resolved model, options, cost, whether it was replayed)."""
+        from .prices import cost
+
         made = self.chain.responses_so_far()
         summary = self.usage_summary()
         return {METADATA_KEY: {
@@ -315,5 +369,7 @@ class ChainAnswer(_AnswerValue):
             "usage": summary["usage"], "duration_ms": summary["duration_ms"],
             "datetime": made[0].to_dict()["datetime_utc"] if made else "",
             "tool_calls": [block.to_dict() for block in self.calls.blocks()],
+            "cost": dollars_of(self.cost()),
+            "rounds": [{"response_id": r.id, **provenance(r, cost(r))} for r in made],
         }}
 

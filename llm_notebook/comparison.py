@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import runner
-from .answers import METADATA_KEY, Answer, ShownOnce, partial_note
+from .answers import METADATA_KEY, Answer, ShownOnce, dollars_of, partial_note
 from .errors import OptionsError
-from .markdown import safe_markdown
+from .markdown import escape_inline, safe_markdown
 from .tables import table_data
 from .usage import answer_row
 
-HEADERS = ("model", "status", "input", "output", "first token", "total", "output tok/s")
+HEADERS = ("model", "status", "input", "output", "first token", "total", "output tok/s", "cost")
 _ROW = '<div style="display: flex; gap: 1em; align-items: flex-start">'
 _COLUMN = '<div style="flex: 1 1 0; min-width: 0; overflow-x: auto{rule}">'
 #: Between two columns: a rule that reads on light and dark themes alike (half-transparent grey).
@@ -32,7 +32,7 @@ def columns_markdown(titles: Sequence[str], bodies: Sequence[str]) -> str:
     Markdown with no open fence."""
     lines = [_ROW]
     for index, (title, body) in enumerate(zip(titles, bodies)):
-        lines += [_COLUMN.format(rule=_RULE if index else ""), "", f"**{safe_markdown(title)}**",
+        lines += [_COLUMN.format(rule=_RULE if index else ""), "", f"**{escape_inline(title)}**",
                   "", body, "", "</div>"]
     lines.append("</div>")
     return "\n".join(lines)
@@ -154,10 +154,13 @@ class Comparison(ShownOnce):
         rows = []
         for answer in self.answers:
             summary = answer.response.to_dict()
-            model, input, output, _details, total, speed = answer_row(summary)
+            model, input, output, _details, total, speed, cost = answer_row(
+                summary, cost=answer.cost())
             first = summary["first_chunk_ms"]
+            if summary["replayed"] is not None:
+                first = None  # a replayed answer had no first token: it came whole
             rows.append((model, summary["status"], input, output,
-                         "" if first is None else f"{first / 1000:.2f} s", total, speed))
+                         "" if first is None else f"{first / 1000:.2f} s", total, speed, cost))
         return rows
 
     def table(self) -> tuple[dict[str, str], dict[str, Any]]:
@@ -169,7 +172,9 @@ class Comparison(ShownOnce):
             records.append({"model": summary["model"], "status": summary["status"],
                             "input": summary["usage"]["input"], "output": summary["usage"]["output"],
                             "first_token_ms": summary["first_chunk_ms"],
-                            "duration_ms": summary["duration_ms"], "datetime": summary["datetime_utc"]})
+                            "duration_ms": summary["duration_ms"], "datetime": summary["datetime_utc"],
+                            "cost": dollars_of(answer.cost()),
+                            "replayed": summary["replayed"] is not None})
         durations = [record["duration_ms"] / 1000 for record in records]
         wall_ms = round(self.wall_s * 1000)
         note = (f"{len(records)} answers side by side in {wall_ms / 1000:.2f} s: the slowest took "
@@ -182,12 +187,14 @@ def prepare(prompt: str | None, models: Sequence[Any], *, system: str | None = N
             attachments: Sequence[Any] | None = None, stream: bool = True, key: str | None = None,
             continue_last: bool = False, prefer_async: bool = False, log: bool = True,
             hide_reasoning: bool = False, format: str = "markdown",
-            model_options: dict[str, dict[str, Any]] | None = None, **options: Any) -> Comparison:
+            model_options: dict[str, dict[str, Any]] | None = None, remember: bool = True,
+            **options: Any) -> Comparison:
     """A comparison whose responses are made (options and attachments checked) but not started.
 
     `options` named after one of `models` (as given, or its id) are that model's own, as a dict,
     as are those in `model_options` (keyed by model); the others go to every model. Each
-    response is a turn of its model's last conversation with `continue_last`, else of a new one.
+    response is a turn of its model's last conversation with `continue_last`, else of a new one;
+    `remember=False` keeps the conversations out of the session's (a preview that sends nothing).
     """
     from .conversations import session_conversations
     from .model_choice import pick_model
@@ -211,7 +218,8 @@ def prepare(prompt: str | None, models: Sequence[Any], *, system: str | None = N
         response = conversation.prompt(prompt, attachments=attachments, system=system,
                                        stream=stream, key=key, hide_reasoning=hide_reasoning,
                                        **model_options)
-        session_conversations.remember(conversation)
+        if remember:
+            session_conversations.remember(conversation)
         response.log_enabled = response.log_enabled and log
         responses.append(response)
     return Comparison(responses, format=format)

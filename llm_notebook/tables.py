@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .markdown import escape_inline
+
 _GAP = 2
 _NARROWEST = 8
 
 
 def _cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    """A cell shown as it is: its text may be a model id, a server's words or a user's."""
+    return escape_inline(str(value))
 
 
 def _shortened(text: str, width: int) -> str:

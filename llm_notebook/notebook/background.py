@@ -18,13 +18,20 @@ from typing import Any
 from .. import runner
 from ..answers import Answer, ShownOnce
 from ..errors import LLMNotebookError
-from ..markdown import safe_markdown
-from ..tables import table_data
-from ..usage import ANSWER_HEADERS, answer_row
+from ..markdown import escape_inline
+from ..usage import answer_table
 from . import render
 
-_started: list[BackgroundAnswer] = []
+#: What runs in the background of its cell: answers, and chains (`chain_run.ChainRun`). Each has
+#: `.handle`, `.collected`, `.refresh()`, `.model_id` and `.status`.
+_started: list[Any] = []
 _started_lock = threading.Lock()
+
+
+def track(job: Any) -> None:
+    """Have `%llm wait` (`wait_for_background`) wait for `job` too."""
+    with _started_lock:
+        _started.append(job)
 
 
 class CellDisplay:
@@ -75,13 +82,14 @@ _EMPTY = {"text/plain": ""}
 
 
 def _text_data(text: str) -> dict[str, str]:
-    return {"text/plain": text, "text/markdown": safe_markdown(text)}
+    """A one-line note (which may hold a model id or a server's words), shown as it is."""
+    return {"text/plain": text, "text/markdown": escape_inline(text)}
 
 
-def _note(answer: Answer, error: BaseException | None) -> str:
+def _note(answer: Answer, error: BaseException | None, cell: int | None = None) -> str:
     """The line under an answer that did not finish ("" for one that did)."""
     if error is not None:
-        return f"{type(error).__name__}: {error}"
+        return f"{type(error).__name__}: {render.failure_line(error, cell)}"
     if answer.status == "interrupted":
         return ("Cancelled: the partial answer above is kept" if answer.said_anything else
                 "Cancelled before the model sent any text")
@@ -105,15 +113,23 @@ class BackgroundAnswer(ShownOnce):
         self._on_finish = on_finish
         self._view: CellView | None = None
         self._status: CellDisplay | None = None
+        self._cell: int | None = None
         if shell is not None and render.in_kernel(shell):
             self._show_in(shell, show_usage, throttle or render.Throttle())
         self.collected = False  # its result was asked for: waiting for all need not report it
         self.handle = runner.submit(self._stream())
-        with _started_lock:
-            _started.append(self)
+        track(self)
+
+    @property
+    def model_id(self) -> str:
+        return self.response.model.model_id
+
+    @property
+    def status(self) -> str:
+        return self.response.status
 
     def _show_in(self, shell: Any, show_usage: bool, throttle: render.Throttle) -> None:
-        out = getattr(shell.displayhook, "prompt_count", shell.execution_count)
+        out = self._cell = getattr(shell.displayhook, "prompt_count", shell.execution_count)
         waiting = _text_data(f"{self.response.model.model_id} is answering in the background: "
                              f"Out[{out}] is its handle; %llm wait waits for it")
         # the note waits in the status display when a usage table will replace it, else in the
@@ -135,7 +151,7 @@ class BackgroundAnswer(ShownOnce):
             self.response.interrupt()
         answer = Answer(self.response, format=self._format)
         if self._view is not None:
-            self._show_end(answer, _note(answer, error))
+            self._show_end(answer, _note(answer, error, self._cell))
         if self._on_finish is not None:
             self._on_finish(answer)
         return answer
@@ -151,7 +167,7 @@ class BackgroundAnswer(ShownOnce):
         render.conclude(self.response, self._view, format=self._format)
         note_data = _text_data(note) if note else {}
         if self._status is not None:
-            table = table_data(ANSWER_HEADERS, [answer_row(self.response.to_dict())])
+            table = answer_table(self.response.to_dict(), answer.cost())
             self._status.update(_stacked(note_data, table) if note_data else table)
         elif note_data:
             data, metadata = answer._repr_mimebundle_()
@@ -227,17 +243,19 @@ def in_background(prompt: str | None = None, model: Any = None, *, system: str |
     return BackgroundAnswer(response, shell=get_ipython(), format=format, show_usage=show_usage)
 
 
-def pending() -> list[BackgroundAnswer]:
-    """The background answers started and not yet waited for (or collected)."""
+def pending() -> list[Any]:
+    """The background answers (and chains) started and not yet waited for (or collected)."""
     with _started_lock:
         return [job for job in _started if not job.collected]
 
 
-def wait_for_background(timeout: float | None = None) -> list[BackgroundAnswer]:
-    """Wait for every background answer not yet waited for; returns them, in the order started.
+def wait_for_background(timeout: float | None = None) -> list[Any]:
+    """Wait for every background answer (and chain with tools) not yet waited for; returns them,
+    in the order started.
 
-    An interrupt while waiting cancels them (each keeps its partial answer). In a notebook their
-    final displays are sent again from the running cell, for clients that stopped listening.
+    An interrupt while waiting cancels them (each keeps its partial answer; a chain stops where
+    it is). In a notebook their final displays are sent again from the running cell, for clients
+    that stopped listening.
     """
     with _started_lock:
         jobs = [job for job in _started if not job.collected]
@@ -250,11 +268,11 @@ def wait_for_background(timeout: float | None = None) -> list[BackgroundAnswer]:
     return jobs
 
 
-def waited_line(jobs: list[BackgroundAnswer], seconds: float) -> str:
+def waited_line(jobs: list[Any], seconds: float) -> str:
     """One line on a wait: how long, and how each answer ended."""
     if not jobs:
         return "No background answers to wait for"
-    states = ", ".join(f"{job.response.model.model_id} {job.response.status}" for job in jobs)
+    states = ", ".join(f"{job.model_id} {job.status}" for job in jobs)
     return (f"Waited {seconds:.2f} s for {len(jobs)} background "
             f"answer{'s' if len(jobs) != 1 else ''}: {states}")
 

@@ -42,7 +42,11 @@ class Columns(render.ThrottledView):
         if self._display is None:
             return
         with self._lock:
-            self._grew(len(chunk))
+            if self.responses[index].replayed is None:  # a replayed answer comes whole
+                self._grew(len(chunk))
+
+    def _live(self) -> bool:
+        return any(response.replayed is None for response in self.responses)
 
     def _partial(self) -> dict[str, str]:
         if self.plain:

@@ -42,23 +42,27 @@ class NotebookProgress:
         self._shown_at = now
         self._handle.update(self.bundle(), raw=True)
 
-    def close(self, *, interrupted: bool = False) -> None:
-        """The final state: the summary a saved notebook keeps."""
-        self._handle.update(self.bundle(final=True, interrupted=interrupted), raw=True)
+    def close(self, *, interrupted: bool = False, outcome: str = "") -> None:
+        """The final state: the summary a saved notebook keeps, ending in `outcome` (see
+        `outcome_line`)."""
+        self._handle.update(self.bundle(final=True, interrupted=interrupted, outcome=outcome),
+                            raw=True)
 
-    def summary(self, *, final: bool = False, interrupted: bool = False) -> str:
+    def summary(self, *, final: bool = False, interrupted: bool = False, outcome: str = "") -> str:
         elapsed = _seconds(time.monotonic() - self._started)
         failed = f" · {self.failed} failed" if self.failed else ""
+        tail = f" · {outcome}" if outcome else ""
         if interrupted:
             return (f"{self.label}: interrupted with {self.done} of {self.total} {self.unit} "
-                    f"done{failed} · {elapsed}")
+                    f"done{failed} · {elapsed}{tail}")
         if final:
             return (f"{self.label}: {self.done} of {self.total} {self.unit} done{failed} in "
-                    f"{elapsed}")
+                    f"{elapsed}{tail}")
         return f"{self.label}: {self.done}/{self.total} {self.unit}{failed} · {elapsed}"
 
-    def bundle(self, *, final: bool = False, interrupted: bool = False) -> dict[str, Any]:
-        text = self.summary(final=final, interrupted=interrupted)
+    def bundle(self, *, final: bool = False, interrupted: bool = False,
+               outcome: str = "") -> dict[str, Any]:
+        text = self.summary(final=final, interrupted=interrupted, outcome=outcome)
         filled = round(BAR_WIDTH * self.done / self.total) if self.total else BAR_WIDTH
         bar = "█" * filled + "░" * (BAR_WIDTH - filled)
         return {
@@ -82,8 +86,17 @@ class TerminalProgress:
             self._bar.set_postfix(failed=failed, refresh=False)
         self._bar.update(done - self._bar.n)
 
-    def close(self, *, interrupted: bool = False) -> None:
+    def close(self, *, interrupted: bool = False, outcome: str = "") -> None:
+        if outcome:
+            self._bar.set_postfix_str(outcome, refresh=True)
         self._bar.close()
+
+
+def outcome_line(replayed: int, sent: int, cost: Any = None) -> str:
+    """"1,200 replayed, 800 sent · $0.41": how a map's rows were answered, and what it spent
+    (a `prices.Cost`; "—" when no price is known)."""
+    line = f"{replayed:,} replayed, {sent:,} sent"
+    return line if cost is None else f"{line} · {cost}"
 
 
 def progress_display(total: int, label: str, *,

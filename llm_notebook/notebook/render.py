@@ -14,12 +14,11 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..answers import Answer, ending_marker, partial_markdown, partial_plain
+from ..answers import Answer, ending_marker, partial_markdown, partial_plain, reasoning_text
 from ..errors import LLMNotebookError
-from ..tables import table_data
 
 
 class Throttle:
@@ -76,7 +75,19 @@ class ThrottledView:
     def add(self, chunk: str) -> None:
         """`chunk` arrived in the response this view shows."""
         with self._lock:
-            self._grew(len(chunk))
+            if self._live():
+                self._grew(len(chunk))
+
+    def progressed(self, _response: Any = None) -> None:
+        """Something other than text grew (reasoning, a tool call): render it as text would be.
+
+        Measuring what is shown costs its length, so it is measured only when no render is
+        already waiting on the timer (which measures again when it fires)."""
+        with self._lock:
+            if self._finished or self._timer is not None or not self._live():
+                return
+            self._length = max(self._length, self._size())
+            self._render_if_ready()
 
     def finish(self, answer: Answer) -> None:
         self._end(answer.data(), answer.metadata())
@@ -84,6 +95,15 @@ class ThrottledView:
     def _partial(self) -> dict[str, str]:
         """The partial render of the text so far."""
         raise NotImplementedError
+
+    def _size(self) -> int:
+        """How much the partial render shows (text and reasoning), for the throttle."""
+        return self._length
+
+    def _live(self) -> bool:
+        """Whether partial renders go out: an answer replayed from the answer cache arrives
+        whole, so it is shown once, finished, with no streaming in between."""
+        return True
 
     def _grew(self, size: int) -> None:
         """`size` more characters arrived (the caller holds the lock)."""
@@ -107,6 +127,7 @@ class ThrottledView:
         with self._lock:
             self._timer = None
             if not self._finished:
+                self._length = max(self._length, self._size())
                 self._render_if_ready()
 
     def _end(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
@@ -146,15 +167,28 @@ def partial_data(response: Any, *, plain: bool = False) -> dict[str, str]:
     return {"text/markdown": partial_markdown(response)}
 
 
+def shown_size(response: Any) -> int:
+    """The characters a partial render of `response` shows: its text and its reasoning."""
+    return len(response.text_so_far()) + len(reasoning_text(response))
+
+
 class ResponseView(ThrottledView):
-    """A throttled view of one response; `_send` says where its renders go."""
+    """A throttled view of one response, rendered as its text and its reasoning grow; `_send`
+    says where its renders go."""
 
     def __init__(self, response: Any, throttle: Throttle, *, plain: bool = False) -> None:
         super().__init__(throttle, plain=plain)
         self.response = response
+        response.on_progress(self.progressed)
 
     def _partial(self) -> dict[str, str]:
         return partial_data(self.response, plain=self.plain)
+
+    def _size(self) -> int:
+        return shown_size(self.response)
+
+    def _live(self) -> bool:
+        return self.response.replayed is None
 
 
 class KernelView(ResponseView):
@@ -210,6 +244,13 @@ class ChainView(ThrottledView):
         if self.plain:
             return {"text/plain": self.answer.partial_plain()}
         return {"text/markdown": self.answer.partial_markdown()}
+
+    def _size(self) -> int:
+        return sum(shown_size(response) for response in self.answer.chain.responses_so_far())
+
+    def _live(self) -> bool:
+        response = self.answer.response
+        return response is None or response.replayed is None
 
     def changed(self) -> None:
         """A call's block changed: render now, whatever the throttle says."""
@@ -299,6 +340,19 @@ def conclude(response: Any, view: Any, *, format: str = "markdown") -> Answer:
     return answer
 
 
+def failure_line(error: BaseException, cell: int | None = None) -> str:
+    """The one line shown for an answer that ended in `error`. A cache miss says which cell
+    asked and how to let it ask the model."""
+    from ..cache import CacheMiss
+
+    if isinstance(error, CacheMiss):
+        where = f"cell [{cell}]" if cell is not None else "this answer"
+        return (f"{where} has no stored answer and the cache mode is \"only\", which never asks "
+                "a model: run %config LLMMagics.cache = \"replay\" to ask it, or run the cell "
+                "again with --refresh")
+    return str(error)
+
+
 def in_kernel(shell: Any) -> bool:
     """Whether `shell` talks to a Jupyter frontend (rich display) rather than a terminal."""
     return getattr(shell, "kernel", None) is not None
@@ -306,11 +360,6 @@ def in_kernel(shell: Any) -> bool:
 
 def new_view(shell: Any, response: Any, throttle: Throttle, *, plain: bool = False):
     return KernelView(response, throttle, plain=plain) if in_kernel(shell) else TerminalView(response)
-
-
-def show_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
-               metadata: dict[str, Any] | None = None) -> None:
-    show_table_data(table_data(headers, rows), metadata)
 
 
 def show_table_data(data: dict[str, str], metadata: dict[str, Any] | None = None) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ... import runner, settings
 from ...responses import Usage
+from ...prices import SessionCosts
 from ...usage import SessionUsage
 from .. import render
 from . import chat_options
@@ -103,8 +104,8 @@ class Chat:
         self.tools = list(tools) if tools else None
         self.approve = approve
         self.chain_limit = chain_limit
-        #: This conversation's usage, by model (the footer).
-        self.usage = SessionUsage()
+        #: This conversation's usage and cost, by model (the footer).
+        self.usage = SessionUsage(costs=SessionCosts())
         self.widget = ChatView()
         self._options = dict(options)
         self._turns: list[Turn] = []
@@ -355,6 +356,8 @@ class Chat:
             turn.duration_ms = answer.duration_ms()
             summary = answer.usage_summary()
             turn.usage = Usage(**summary["usage"])
+            for response in answer.chain.responses_so_far():
+                self.usage.costs.record(response)
             self.usage.record(summary)
             with self.widget.hold_sync():
                 if answer.said_anything:
@@ -381,6 +384,7 @@ class Chat:
                                             "details": None}}
         else:
             turn.usage = Usage(**usage)
+        self.usage.costs.record(turn.response)
         self.usage.record(summary)
 
     # -- front-end events -----------------------------------------------------------------------
@@ -446,6 +450,7 @@ class Chat:
         self._turns.append(turn)
         self._show("user", "You", turn.asked_markdown())
         self._show("answer", turn.model, turn.answer_markdown(), partial=turn.partial)
+        self.usage.costs.record(response)
         self.usage.record(summary)
 
     def _refresh_record(self) -> None:

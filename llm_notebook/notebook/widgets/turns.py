@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...markdown import safe_markdown
+from ...markdown import escape_inline, safe_markdown
 from ...responses import Usage
-from ...usage import SessionUsage
+from ...usage import SessionUsage, saved_text, summed
 from .. import render
 
 #: Characters per token, for estimating what a stopped answer cost when the model never said.
@@ -49,7 +49,7 @@ class Turn:
 
     def asked_markdown(self) -> str:
         """The message as typed (line breaks kept: Markdown would join the lines), attachments."""
-        asked = (safe_markdown(self.prompt).replace("\n", "  \n") if self.prompt
+        asked = (safe_markdown(self.prompt, hard_breaks=True) if self.prompt
                  else "_(attachments only)_")
         return asked + (f"\n\n{attachments_note(self.attachments)}" if self.attachments else "")
 
@@ -85,7 +85,8 @@ def attachments_note(attachments: list[Any]) -> str:
 
 
 def error_markdown(message: str) -> str:
-    return f"**Error:** {safe_markdown(message)}"
+    """An error line (the words may be a server's), shown as it is."""
+    return f"**Error:** {escape_inline(message)}"
 
 
 def estimate_tokens(*texts: str | None) -> int:
@@ -106,18 +107,27 @@ def estimated_usage(response: Any) -> Usage:
 
 
 def usage_line(usage: SessionUsage, *, estimated: int = 0) -> str:
-    """`Usage: 2 responses · 30 input · 80 output tokens · 1.20 s (markov 1, echo 1)`.
+    """`Usage: 2 responses · 30 input · 80 output tokens · 1.20 s · cost $0.0042 (markov 1,
+    echo 1)`, then how many were replayed from the answer cache and what they saved.
 
     `estimated`: how many of those tokens are estimates, said at the end when there are any.
+    The cost is "—" while no price is known for the models (see `llm_notebook.set_price`).
     """
     entries = usage.by_model()
     if not entries:
         return "Usage: no responses yet"
-    _, responses, input, output, _, duration, _ = usage.totals().row()
+    total = usage.totals()
+    _, responses, input, output, _, duration, *_ = total.row()
     line = (f"Usage: {responses} response{'s' if responses != '1' else ''} · {input} input · "
             f"{output} output tokens · {duration}")
+    spent = usage.spent()
+    if spent is not None:
+        line += f" · cost {spent}"
     if len(entries) > 1:
         line += " (" + ", ".join(f"{entry.model} {entry.responses}" for entry in entries) + ")"
+    if total.replayed:
+        saved = summed([entry.saved for entry in usage.costs.by_model()]) if usage.costs else None
+        line += f" · {total.replayed} replayed, saved {saved_text(total.saved_tokens, saved)}"
     if estimated:
         line += f" · ≈{estimated:,} of the tokens estimated (answers stopped before the model counted)"
     return line

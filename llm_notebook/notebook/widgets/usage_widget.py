@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import traitlets
 
+from ...tables import table_data
 from ...usage import SESSION_HEADERS, SessionUsage, session_usage
-from .. import render
 from .saved import SavedWidget, module_source, style_source
 
 EMPTY = {"text/plain": "Session usage: no responses yet",
@@ -33,7 +33,7 @@ class UsageView(SavedWidget):
         rows = usage.rows()
         self.rows = [list(row) for row in rows]
         if rows:
-            table = render.table_data(SESSION_HEADERS, rows)
+            table = table_data(SESSION_HEADERS, rows)
             data = {"text/plain": "Session usage\n" + table["text/plain"],
                     "text/markdown": "**Session usage**\n\n" + table["text/markdown"]}
         else:
