@@ -123,7 +123,17 @@ class ChainRun(ShownOnce):
         self._on_end = on_end
         self._stopping = threading.Event()
         self._current: Any = None
+        #: Its result was asked for: `%llm wait` need not report it.
+        self.collected = False
         self.handle = runner.submit(self._run())
+
+    @property
+    def model_id(self) -> str:
+        return self.chain.conversation.model_id
+
+    @property
+    def status(self) -> str:
+        return self.answer.status
 
     # -- on the runner ------------------------------------------------------------------------
     async def _run(self) -> ChainAnswer:
@@ -167,6 +177,9 @@ class ChainRun(ShownOnce):
                 self.answer.calls.asked(response.tool_calls_so_far())
 
     def _starting(self, response: Any) -> None:
+        progressed = getattr(self.view, "progressed", None)
+        if progressed is not None:  # reasoning and calls show as they stream, not only text
+            response.on_progress(progressed)
         if self._on_round is not None:
             self._on_round(response)
 
@@ -236,9 +249,16 @@ class ChainRun(ShownOnce):
         """Wait for the answer (asking any open approval question at a prompt, see
         `answer_questions`), then show the final displays again from the running cell."""
         answer = self.answer_questions(PromptAsker(), timeout)
-        for display in self.displays:
-            display.refresh()
+        self.refresh()
         return answer
+
+    def refresh(self) -> None:
+        """Once ended, send the final displays again from the cell running now (for clients
+        that stopped listening to the starting cell, see `background.CellDisplay`)."""
+        if self.done():
+            self.collected = True
+            for display in self.displays:
+                display.refresh()
 
     def __await__(self):
         return self.handle.__await__()

@@ -41,6 +41,8 @@ class PlotHistory:
         self._images: deque[tuple[str, Any]] = deque(maxlen=size)
         self._shell: Any = None
         self._wrapped: list[tuple[Any, str]] = []
+        #: How many images have been shown in all (the history keeps the newest `size`).
+        self.seen = 0
 
     def __len__(self) -> int:
         return len(self._images)
@@ -52,11 +54,19 @@ class PlotHistory:
         found = _image_in(data)
         if found:
             self._images.append(found)
+            self.seen += 1
 
     def attachment(self, back: int = 1) -> Attachment:
         """The `back`-th most recent image (1 = the newest) as an attachment."""
-        if back < 1 or back > len(self._images):
-            have = len(self._images)
+        kept = len(self._images)
+        if 1 <= back <= self.seen and back > kept:
+            raise AttachmentError(
+                f"@plot-{back} asks for the image {back} back, and {self.seen} images have been "
+                f"shown, but LLMMagics.plot_history keeps only the newest {kept}: raise it with "
+                f"%config LLMMagics.plot_history = {back} (it counts the images shown from then "
+                "on), or show the image again")
+        if back < 1 or back > kept:
+            have = kept
             raise AttachmentError(
                 f"@plot{'' if back == 1 else f'-{back}'} asks for the image {back} back, but "
                 f"{'no image has' if not have else f'only {have} image(s) have'} been displayed "

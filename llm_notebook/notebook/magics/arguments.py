@@ -44,6 +44,8 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--tools",), dict(metavar="A,B,...")),
     (("--chain-limit",), dict(type=int, metavar="N")),
     (("--approve",), dict(action="store_true")),
+    (("--refresh",), dict(action="store_true")),
+    (("--dry-run",), dict(action="store_true")),
 )
 _ARITY = {flag: (0 if kw.get("action") == "store_true" else kw.get("nargs", 1))
           for flags, kw in OPTIONS for flag in flags}
@@ -80,9 +82,12 @@ def split_line(line: str) -> tuple[list[str], str]:
         word, position = match.group(0), match.end()
         if word == "--":
             break
+        _check_quotes(line, position, word)
         tokens.append(word)
         for _ in range(0 if "=" in word else _ARITY.get(word, 0)):
-            value = _WORD.match(line, len(line) - len(line[position:].lstrip()))
+            start = len(line) - len(line[position:].lstrip())
+            value = _WORD.match(line, start)
+            _check_quotes(line, value.end() if value else start, word)
             if value is None:
                 break
             tokens.append(value.group(0))
@@ -92,6 +97,18 @@ def split_line(line: str) -> tuple[list[str], str]:
     except ValueError as exc:
         raise LLMError(f"cannot read the options: {exc}", "UsageError") from None
     return unquoted, line[position:].strip()
+
+
+def _check_quotes(line: str, end: int, option: str) -> None:
+    """An option's word or value that runs into a quote never closed is one line naming it
+    (the word stops at the quote, so argparse would only say a value is missing)."""
+    if line[end:end + 1] not in ("'", '"'):
+        return
+    quote = line[end]
+    rest = line[end:].split("\n", 1)[0]
+    shown = rest if len(rest) <= 30 else rest[:29] + "…"
+    raise LLMError(f"{option.partition('=')[0]}: the quote {quote} that starts {shown} is never "
+                   "closed: close it, or leave the quotes out of a one-word value", "UsageError")
 
 
 def option_value(text: str) -> Any:

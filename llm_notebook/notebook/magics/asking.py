@@ -23,6 +23,8 @@ from .errors import LLMError
 
 INTERRUPTED = "Interrupted: the partial answer above is kept"
 INTERRUPTED_EARLY = "Interrupted before the model sent any text"
+#: Text that starts a fence or an indented block: an answer without any holds no code block.
+_MAY_HOLD_CODE = ("```", "~~~", "\n    ", "\n\t")
 _CODE_BLOCK = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n(.*?)^ {0,3}\1[ \t]*$", re.M | re.S)
 
 
@@ -46,6 +48,16 @@ def has_something(answer: Any) -> bool:
     return answer.status == "done" or answer.said_anything
 
 
+def cell_number(shell: Any) -> int:
+    """The number of the cell running now, as its `In [n]` shows it."""
+    return getattr(shell.displayhook, "prompt_count", shell.execution_count)
+
+
+def failed(error: BaseException, cell: int) -> LLMError:
+    """The one line a cell shows for an answer that ended in `error`."""
+    return LLMError(render.failure_line(error, cell), type(error).__name__)
+
+
 def show_answer(magics: Any, response: Any, args: argparse.Namespace):
     """Stream one answer into the cell; its Answer is the cell's value."""
     shell = magics.shell
@@ -55,19 +67,50 @@ def show_answer(magics: Any, response: Any, args: argparse.Namespace):
     if args.out is not None and has_something(answer):
         shell.user_ns[args.out] = answer.text
     if magics.show_usage and not args.no_usage and has_something(answer):
-        from ...usage import ANSWER_HEADERS, answer_row
+        from ...usage import answer_table
 
-        render.show_table(ANSWER_HEADERS, [answer_row(response.to_dict())])
+        render.show_table_data(answer_table(response.to_dict(), answer.cost()))
     if isinstance(stopped, KeyboardInterrupt):
         print(INTERRUPTED if answer.said_anything else INTERRUPTED_EARLY)
     elif stopped is not None:
-        raise LLMError(str(stopped), type(stopped).__name__)
+        raise failed(stopped, cell_number(shell))
     elif args.format == "code":
         next_cell(shell, answer.text)
     elif args.format == "json" and answer.parsed is None:
         print("The answer is not valid JSON: it is shown as Markdown", file=sys.stderr)
+    elif args.format in ("markdown", "text") and render.in_kernel(shell):
+        show_code_actions(answer.text)
     answer.skip_display_in(shell.execution_count)
     return answer
+
+
+def show_code_actions(text: str) -> None:
+    """Copy and Insert below for the code blocks of a finished answer (the widgets load only
+    for an answer that may hold one)."""
+    if not any(mark in text for mark in _MAY_HOLD_CODE):
+        return
+    from IPython.display import display
+
+    from ..widgets import code_actions
+
+    actions = code_actions(text)
+    if actions is not None:
+        display(actions)
+
+
+def show_previews(responses: list[Any]):
+    """`--dry-run`: what each response would send and cost; nothing is sent. One preview is the
+    cell's value (`Out[n].check(0.01)`); several are shown one under the other."""
+    from IPython.display import display
+
+    from ...request_preview import preview
+
+    previews = [preview(response) for response in responses]
+    if len(previews) == 1:
+        return previews[0]
+    for shown in previews:
+        display(shown)
+    return None
 
 
 def next_cell(shell: Any, text: str) -> None:
@@ -121,7 +164,9 @@ def show_comparison(magics: Any, names: list[str], args: argparse.Namespace, tex
                          continue_last=args.continue_last, prefer_async=args.prefer_async,
                          log=not args.no_log, format=args.format,
                          hide_reasoning=args.hide_reasoning, model_options=options.own,
-                         **options.shared)
+                         remember=not args.dry_run, **options.shared)
+    if args.dry_run:
+        return show_previews(comparison.responses)
     show_thumbnails(attachments)
     view = Columns(comparison.responses, _throttle(magics), in_kernel=render.in_kernel(shell),
                    plain=args.format == "text")

@@ -94,6 +94,13 @@ def ask_with_tools(magics: Any, args: argparse.Namespace, names: list[str], text
     if not model.supports_tools:
         raise LLMError(f"{model.model_id} does not call tools: leave out -T, or ask a model that "
                        "does (echo does, offline)", "UsageError")
+    if args.dry_run:  # the first round's request, with the tools' definitions; nothing runs
+        from .asking import show_previews
+
+        return show_previews([conversation.prompt(
+            text, tools=tools, attachments=attachments, system=args.system, key=args.key,
+            hide_reasoning=args.hide_reasoning,
+            **options.for_one(names[0] if names else None, model))])
     in_kernel = render.in_kernel(shell)
     use_widget = args.approve and in_kernel and frontend_takes_input(shell)
     if args.approve and args.background and not use_widget:
@@ -174,13 +181,12 @@ class _Shown:
             self.shell.user_ns[self.args.out] = answer.text
 
     def _usage_data(self, answer: Any) -> dict[str, str] | None:
-        from ...tables import table_data
-        from ...usage import ANSWER_HEADERS, answer_row
+        from ...usage import answer_table
         from .asking import has_something
 
         if not (self.magics.show_usage and not self.args.no_usage and has_something(answer)):
             return None
-        return table_data(ANSWER_HEADERS, [answer_row(answer.usage_summary())])
+        return answer_table(answer.usage_summary(), answer.cost())
 
     def in_foreground(self, questions: queue.SimpleQueue, approvals: Any):
         from ..approval import PromptAsker
@@ -200,7 +206,9 @@ class _Shown:
         if interrupted:
             print(INTERRUPTED if answer.said_anything else INTERRUPTED_EARLY)
         elif run.error is not None:
-            raise LLMError(str(run.error), type(run.error).__name__)
+            from .asking import cell_number, failed
+
+            raise failed(run.error, cell_number(self.shell))
         elif self.args.format == "code":
             from .asking import next_cell
 
@@ -212,12 +220,13 @@ class _Shown:
 
     def in_background(self, questions: queue.SimpleQueue, approvals: Any):
         from ...markdown import escape_inline
-        from ..background import CellDisplay
+        from ..background import CellDisplay, track
+        from .asking import cell_number
 
         if not render.in_kernel(self.shell):
             raise LLMError("--background needs a notebook: in a terminal, leave it out",
                            "UsageError")
-        out = getattr(self.shell.displayhook, "prompt_count", self.shell.execution_count)
+        out = cell_number(self.shell)
         note = _IN_BACKGROUND.format(model=self.answer.chain.conversation.model_id, out=out,
                                      approving=_APPROVING if self.approval_view else "")
         status = CellDisplay(self.shell, {"text/plain": note, "text/markdown": escape_inline(note)})
@@ -227,15 +236,17 @@ class _Shown:
             if self.approval_view is not None:
                 self.approval_view.close_open()
             self._store(answer)
-            lines = []
+            line = ""
             if error is not None:
-                lines.append(f"{type(error).__name__}: {error}")
+                line = f"{type(error).__name__}: {render.failure_line(error, out)}"
             elif answer.status == "interrupted":
-                lines.append("Stopped: what was done above is kept")
+                line = "Stopped: what was done above is kept"
             usage = self._usage_data(answer) or {"text/plain": "", "text/markdown": ""}
-            status.update({mime: "\n\n".join([*lines, usage[mime]]).strip()
+            shown = {"text/plain": line, "text/markdown": escape_inline(line)}
+            status.update({mime: "\n\n".join([shown[mime], usage[mime]]).strip()
                            for mime in ("text/plain", "text/markdown")})
 
         run = self._run(questions, approvals, on_end)
         run.skip_display_in(self.shell.execution_count)
+        track(run)  # %llm wait waits for it too
         return run

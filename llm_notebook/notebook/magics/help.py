@@ -26,6 +26,8 @@ Prompt options
                          (repeatable; --tools f,g); the calls show as blocks as they run
   --approve              ask before each tool call (Allow / Deny / Allow all)
   --chain-limit N        rounds of tool calls to allow (default 10)
+  --refresh              ask the model again, even if the answer cache holds an answer
+  --dry-run              show what would be sent and what it would cost; send nothing
   also: --models A,B  --async  --at PATH TYPE  --key KEY  --no-stream  --no-usage
         --no-log  --no-interpolate  --hide-reasoning
 

@@ -1,15 +1,21 @@
 """The `%%llm` / `%llm` magic: read the line, then run a subcommand or ask the models.
 
 Its settings are traits (`%config LLMMagics.x = ...`), read from the shell's config when the
-magics are made, so a `%config` line or `ipython_config.py` before `%load_ext` counts too.
+magics are made, so a `%config` line or `ipython_config.py` before `%load_ext` counts too; a
+value there that the trait refuses is one line, and the default is used. Traits that mirror
+`llm_notebook.settings` start from the setting and set it when changed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
+import sys
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from traitlets import Bool, Float, Integer, Unicode, observe
+from traitlets import Bool, Float, Integer, TraitError, Unicode, observe, validate
+from traitlets.config import Config
 
 from ... import settings
 from ...errors import LLMNotebookError
@@ -17,6 +23,11 @@ from ..plots import PlotHistory
 from . import arguments
 from .errors import LLMError
 from .help import HELP
+
+
+#: Traits that start from the setting of the same name as it is when the magics are made (the
+#: others start from their own default).
+SETTINGS_READ_AT_LOAD = ("remote_images", "max_image_pixels", "answer_timeout", "cache", "budget")
 
 
 @magics_class
@@ -34,14 +45,27 @@ class LLMMagics(Magics):
                              help="Longest edge in pixels of attached images; None: never "
                                   "downscale").tag(config=True)
     log = Bool(settings.log, help="Write responses to the SQLite log").tag(config=True)
-    plot_history = Integer(10, help="How many displayed images @plot-N can reach").tag(config=True)
+    plot_history = Integer(10, min=1, help="How many displayed images @plot-N can "
+                                            "reach").tag(config=True)
+    remote_images = Bool(help="Show images in answers that load from a server (else links); "
+                              "sets llm_notebook.settings.remote_images").tag(config=True)
+    max_image_pixels = Integer(allow_none=True, min=1, help="Most pixels an attached image may "
+                               "have; None: no limit").tag(config=True)
+    answer_timeout = Float(allow_none=True, min=0.0, help="Seconds an HTTP model's whole answer "
+                           "may take; None: no limit").tag(config=True)
+    cache = Unicode(help="The answer cache: replay, off, refresh, only, or auto (replay in a "
+                         "notebook); sets llm_notebook.settings.cache").tag(config=True)
+    budget = Float(allow_none=True, help="Dollars this session may spend on models; None: no "
+                                         "limit; sets llm_notebook.settings.budget").tag(config=True)
 
     def __init__(self, shell=None, **kwargs) -> None:
         from ...conversations import session_conversations
 
         self.plots = PlotHistory()  # before the config is read: plot_history resizes it
+        for name in SETTINGS_READ_AT_LOAD:  # the config (read next) may change them
+            setattr(self, name, getattr(settings, name))
         if shell is not None:
-            kwargs.setdefault("config", shell.config)
+            kwargs.setdefault("config", self._usable(shell.config))
         super().__init__(shell=shell, **kwargs)
         self.plots.resize(self.plot_history)
         self.conversations = session_conversations
@@ -55,9 +79,50 @@ class LLMMagics(Magics):
     def _set_log(self, change) -> None:
         settings.log = change["new"]
 
-    @observe("max_image_edge")
-    def _set_max_image_edge(self, change) -> None:
-        settings.max_image_edge = change["new"]
+    @observe("max_image_edge", "remote_images", "max_image_pixels", "answer_timeout", "cache",
+             "budget")
+    def _set_setting(self, change) -> None:
+        setattr(settings, change["name"], change["new"])
+
+    @validate("cache")
+    def _known_mode(self, proposal) -> str:
+        from ...cache import MODES
+
+        value = str(proposal["value"]).strip().lower()
+        if value != "auto" and value not in MODES:
+            raise TraitError(f"the cache mode {proposal['value']!r} does not exist: use one of "
+                             f"{', '.join(MODES)}, auto")
+        return value
+
+    @validate("budget")
+    def _dollars(self, proposal) -> float | None:
+        value = proposal["value"]
+        if value is not None and value < 0:
+            raise TraitError(f"the budget is dollars, 0 or more (got {value!r})")
+        return value
+
+    def _usable(self, config: Config) -> Config:
+        """`config` without the LLMMagics values the traits refuse: each is one line, and the
+        trait keeps its default (the extension loads either way)."""
+        section = config.get("LLMMagics") if "LLMMagics" in config else None
+        if not isinstance(section, Config):
+            return config
+        traits = self.traits(config=True)
+        refused = []
+        for name, value in section.items():
+            if name in traits and not isinstance(value, Config):
+                try:  # set now as the config would be; a refused value changes nothing
+                    setattr(self, name, copy.deepcopy(value))
+                except TraitError as exc:
+                    refused.append(name)
+                    print(f"LLMMagics.{name} = {value!r} is not used ({exc}); fix it with "
+                          f"%config LLMMagics.{name} = ...", file=sys.stderr)
+        if not refused:
+            return config
+        usable = copy.deepcopy(config)
+        for name in refused:
+            del usable.LLMMagics[name]
+        return usable
 
     @no_var_expand  # IPython would expand {name} itself, before our own rules
     @line_cell_magic
@@ -83,7 +148,6 @@ class LLMMagics(Magics):
 
     def _ask(self, args: argparse.Namespace, text: str):
         from ...interpolate import interpolate
-        from . import asking
 
         if args.out is not None:
             arguments.check_out_name(args.out)
@@ -98,18 +162,31 @@ class LLMMagics(Magics):
                            "attach something with -a", "UsageError")
         options = arguments.ModelOptions.from_pairs(args.option)
         names = args.model + [name.strip() for name in (args.models or "").split(",") if name.strip()]
+        refreshing = contextlib.nullcontext()
+        if args.refresh:
+            from ... import cache
+
+            refreshing = cache.mode("refresh")  # made and run in it: asked again, cache updated
+        with refreshing:
+            return self._send(args, names, text.strip() or None, attachments, options)
+
+    def _send(self, args: argparse.Namespace, names: list[str], text: str | None,
+              attachments: list, options: arguments.ModelOptions):
+        """Ask the models the options name (or, with --dry-run, show what would be sent)."""
+        from . import asking
+
         if arguments.tool_names(args):
             from .chaining import ask_with_tools
 
-            return ask_with_tools(self, args, names, text.strip() or None, attachments, options)
+            return ask_with_tools(self, args, names, text, attachments, options)
         for flag, given in (("--approve", args.approve), ("--chain-limit", args.chain_limit)):
             if given:
                 raise LLMError(f"{flag} is for prompts with tools: name them with -T", "UsageError")
         if len(names) > 1:
-            return asking.show_comparison(self, names, args, text.strip() or None, attachments,
-                                          options)
-        response = self._prompt(names[0] if names else None, args, text.strip() or None,
-                                attachments, options)
+            return asking.show_comparison(self, names, args, text, attachments, options)
+        response = self._prompt(names[0] if names else None, args, text, attachments, options)
+        if args.dry_run:
+            return asking.show_previews([response])
         if args.background:
             return asking.start_background(self, response, args)
         return asking.show_answer(self, response, args)
@@ -134,7 +211,8 @@ class LLMMagics(Magics):
             text, attachments=attachments, system=args.system,
             stream=self.stream and not args.no_stream, key=args.key,
             hide_reasoning=args.hide_reasoning, **options.for_one(name, model))
-        self.conversations.remember(conversation)
+        if not args.dry_run:  # a preview sends nothing: `-c` goes on with the last real turn
+            self.conversations.remember(conversation)
         if args.no_log:
             response.log_enabled = False
         return response

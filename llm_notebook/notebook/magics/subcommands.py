@@ -82,7 +82,8 @@ def models(magics: Any, words: list[str]) -> None:
             _show(model_info(entry, is_default=entry.model_id == default))
             return
     rows = []
-    for entry in get_models_with_aliases():
+    entries = get_models_with_aliases()
+    for entry in entries:
         names = " ".join([entry.model_id, *entry.aliases]).lower()
         if query.lower() not in names:
             continue
@@ -90,7 +91,21 @@ def models(magics: Any, words: list[str]) -> None:
         rows.append((entry.model_id + (" (default)" if entry.model_id == default else ""),
                      ", ".join(entry.aliases), _kinds(entry),
                      attachment_kinds(set(model.attachment_types)), key_status(model)))
+    if not rows:
+        print(nothing_matched(query, [name for e in entries for name in (e.model_id, *e.aliases)]))
+        return
     _table(("id", "aliases", "kind", "attachments", "key"), rows)
+
+
+def nothing_matched(query: str, names: list[str]) -> str:
+    """The line for a `%llm models QUERY` that no id or alias holds, with the closest names."""
+    import difflib
+
+    if not names:
+        return "No models are registered: install a plugin, or register one with llm_notebook.register()"
+    close = difflib.get_close_matches(query, names, n=3, cutoff=0.5)
+    hint = f" Close names: {', '.join(close)}." if close else ""
+    return f"No model's id or alias contains {query!r}.{hint} %llm models lists them all."
 
 
 def _type_name(annotation: Any) -> str:

@@ -14,14 +14,21 @@ import traitlets
 from .saved import SavedWidget, module_source, style_source
 
 
+#: Fences that hold prose, not code (such as a quoted prompt): nothing to run or insert.
+PROSE_LANGUAGES = frozenset({"text", "txt", "plaintext", "plain"})
+
+
 def code_blocks(markdown: str) -> list[dict[str, str]]:
-    """The fenced and indented code blocks of `markdown`, in order: {"language", "code"}."""
+    """The fenced and indented code blocks of `markdown`, in order: {"language", "code"}.
+    Fences marked as prose (```text) are left out."""
     from markdown_it import MarkdownIt
 
     blocks = []
     for token in MarkdownIt("commonmark").parse(markdown or ""):
         if token.type in ("fence", "code_block") and token.content.strip():
             language = token.info.split()[0] if token.info.strip() else ""
+            if language.lower() in PROSE_LANGUAGES:
+                continue
             blocks.append({"language": language, "code": token.content.rstrip("\n")})
     return blocks
 
