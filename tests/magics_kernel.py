@@ -2,22 +2,43 @@
 
 Each `run()` appends a cell to one notebook and executes it, keeping what a user would see
 (the cell's outputs after display updates) and the raw iopub messages (to count display traffic).
+
+    kernel = offline_kernel(SETUP)     # in a test module: the fixture `kernel`, one per module
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 from nbclient.util import ensure_async
 
 DISPLAY_MESSAGES = {"display_data", "update_display_data", "execute_result"}
+
+
+def unescaped(markdown: str) -> str:
+    """Markdown with its backslash escapes undone: the text a reader sees."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+
+
+def table_rows(table: str) -> dict[str, list[str]]:
+    """A Markdown table's rows as a reader sees them, by their first cell."""
+    rows = {}
+    for line in table.splitlines()[2:]:
+        if not line.startswith("|"):
+            break  # the table has ended (a line under it)
+        cells = [unescaped(cell).strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
+        rows[cells[0]] = cells[1:]
+    return rows
 
 
 @dataclass
@@ -96,6 +117,7 @@ class KernelNotebook:
 
     def __init__(self, workdir: Path, env: dict[str, str] | None = None, timeout: int = 60,
                  kernel_manager: Any = None) -> None:
+        self.workdir = workdir
         self.nb = nbformat.v4.new_notebook()
         self._replies: list[dict[str, Any]] = []
         self.client = _RecordingClient(
@@ -129,3 +151,27 @@ class KernelNotebook:
 
     def close(self) -> None:
         self.client._cleanup_kernel()
+
+
+def offline_env(workdir: Path, **extra: str) -> dict[str, str]:
+    """A test kernel's environment: a user directory of its own under `workdir`, and no plugins
+    from entry points (the offline models only), plus `extra`."""
+    return {"LLM_NOTEBOOK_USER_PATH": str(workdir / "user"), "LLM_NOTEBOOK_LOAD_PLUGINS": "",
+            **extra}
+
+
+def offline_kernel(setup: str | None = None, *, name: str = "kernel",
+                   env: dict[str, str] | None = None, **options: Any):
+    """A module-scoped fixture called `name`: one offline kernel (see `offline_env`) for the
+    whole test module, with `setup` run in it first. `options` go to KernelNotebook."""
+
+    @pytest.fixture(scope="module", name=name)
+    def kernel(tmp_path_factory):
+        workdir = tmp_path_factory.mktemp(name)
+        with contextlib.closing(KernelNotebook(workdir, env=offline_env(workdir, **(env or {})),
+                                               **options)) as notebook:
+            if setup:
+                notebook.run(setup)
+            yield notebook
+
+    return kernel

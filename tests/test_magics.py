@@ -10,7 +10,7 @@ import re
 import pytest
 from PIL import Image
 
-from tests.magics_kernel import KernelNotebook
+from tests.magics_kernel import offline_kernel, table_rows
 
 SETUP = '''
 %load_ext llm_notebook
@@ -81,15 +81,7 @@ llm_notebook.register(None, OnlyAsync())
 '''
 
 
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("notebook")
-    notebook = KernelNotebook(workdir, env={
-        "LLM_NOTEBOOK_USER_PATH": str(workdir / "user"), "LLM_NOTEBOOK_LOAD_PLUGINS": "",
-        "MPLBACKEND": "module://matplotlib_inline.backend_inline"})
-    notebook.run(SETUP)
-    yield notebook
-    notebook.close()
+kernel = offline_kernel(SETUP, env={"MPLBACKEND": "module://matplotlib_inline.backend_inline"})
 
 
 def answer_of(run) -> dict:
@@ -114,12 +106,6 @@ def one_line_error(run) -> str:
     assert len(traceback) == 1, traceback
     assert "Traceback" not in traceback[0] and "File " not in traceback[0]
     return traceback[0]
-
-
-def table_rows(table: str) -> dict[str, list[str]]:
-    """A Markdown table's rows, by their first cell."""
-    return {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
-            for line in table.splitlines()[2:]}
 
 
 def set_answer(kernel, text: str) -> None:
@@ -366,11 +352,12 @@ def test_models_table_marks_the_default_and_abbreviates_attachment_types(kernel)
     run = kernel.run("%llm models")
     table = run.data("text/markdown")[0]
     assert table.startswith("| id | aliases | kind | attachments | key |")
-    assert "| echo (default) |  | sync/async | images, audio, pdf | not needed |" in table
-    assert "| keyed |  | sync | none | testkey: not set |" in table
-    assert "| only-async |  | async | none | not needed |" in table
-    filtered = kernel.run("%llm models mark").data("text/markdown")[0]
-    assert "| markov |" in filtered and "| echo" not in filtered
+    rows = table_rows(table)
+    assert rows["echo (default)"] == ["", "sync/async", "images, audio, pdf", "not needed"]
+    assert rows["keyed"] == ["", "sync", "none", "testkey: not set"]
+    assert rows["only-async"] == ["", "async", "none", "not needed"]
+    filtered = table_rows(kernel.run("%llm models mark").data("text/markdown")[0])
+    assert "markov" in filtered and not any(name.startswith("echo") for name in filtered)
 
 
 def test_models_table_fits_a_100_column_terminal_with_long_names(kernel):
@@ -390,8 +377,10 @@ def test_models_with_a_model_name_shows_its_options_attachments_and_key(kernel):
     assert info.startswith("**markov (sync/async)**")
     assert "- attachments: none" in info and "- key: not needed" in info
     assert "| option | type | default | description |" in info
-    assert "| length | whole number (≥ 1, ≤ 10000) | 50 | Number of words to generate |" in info
-    assert "| seed | whole number or none | None | Random seed; the same seed gives the same text |" in info
+    options = table_rows(info[info.index("| option |"):])
+    assert options["length"] == ["whole number (≥ 1, ≤ 10000)", "50", "Number of words to generate"]
+    assert options["seed"] == ["whole number or none", "None",
+                               "Random seed; the same seed gives the same text"]
     [echo] = kernel.run("%llm models echo").data("text/plain")
     assert echo.startswith("echo (sync/async, the default model)")
     assert "attachments: images, audio, pdf (application/pdf, audio/mpeg" in echo
@@ -565,14 +554,13 @@ def test_an_error_before_any_text_shows_only_the_error_line(kernel):
 def test_usage_rows_say_what_was_not_reported_and_rates_only_when_measurable(kernel):
     set_answer(kernel, "no counts from me")
     run = kernel.run("%llm -m fixed hi")
-    table = run.data("text/markdown")[-1]
-    assert "| fixed | — | — (the model sent no counts) |  |" in table
-    echo_row = kernel.run("%llm -m echo quick").data("text/markdown")[-1].splitlines()[-1]
-    cells = [c.strip() for c in echo_row.split("|")[1:-1]]
-    assert cells[0] == "echo" and cells[4] == "0.00 s" and cells[5] == "", cells
+    table = table_rows(run.data("text/markdown")[-1])
+    assert table["fixed"][:3] == ["—", "— (the model sent no counts)", ""]
+    cells = table_rows(kernel.run("%llm -m echo quick").data("text/markdown")[-1])["echo"]
+    assert cells[3] == "0.00 s" and cells[4] == "", cells
     paced = kernel.run("%llm -m echo -o delay 0.03 one two three four").data("text/markdown")[-1]
-    cells = [c.strip() for c in paced.splitlines()[-1].split("|")[1:-1]]
-    assert float(cells[4].removesuffix(" s")) >= 0.1 and float(cells[5]) > 0, cells
+    cells = table_rows(paced)["echo"]
+    assert float(cells[3].removesuffix(" s")) >= 0.1 and float(cells[4]) > 0, cells
 
 
 def test_usage_counts_map_and_chat_requests_too(kernel):

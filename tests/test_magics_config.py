@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
 
-from tests.magics_kernel import KernelNotebook
+from tests.magics_kernel import offline_kernel
 
 
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("notebook")
-    notebook = KernelNotebook(workdir, env={
-        "LLM_NOTEBOOK_USER_PATH": str(workdir / "user"), "LLM_NOTEBOOK_LOAD_PLUGINS": ""})
-    yield notebook
-    notebook.close()
+kernel = offline_kernel()
 
 
 def test_settings_made_before_loading_are_the_magics_settings(kernel):
@@ -28,8 +21,12 @@ def test_settings_made_before_loading_are_the_magics_settings(kernel):
     kernel.run("from IPython.display import display\nfrom PIL import Image\n"
                "for size in (10, 11, 12):\n    display(Image.new('RGB', (size, size)))")
     too_far = kernel.run("%llm -m echo -a @plot-3 hi", expect_error=True)
-    assert too_far.error["traceback"][0].startswith(
-        "AttachmentError: @plot-3 asks for the image 3 back, but only 2 image(s)")
+    # three were shown, two are kept: the line names the setting that keeps them
+    assert too_far.error["traceback"] == [
+        "AttachmentError: @plot-3 asks for the image 3 back, and 3 images have been shown, but "
+        "LLMMagics.plot_history keeps only the newest 2: raise it with %config "
+        "LLMMagics.plot_history = 3 (it counts the images shown from then on), or show the "
+        "image again"]
     read = kernel.run("%config LLMMagics.plot_history")
     assert read.data("text/plain") == ["2"]
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 
 import nbformat
-import pytest
 
-from tests.magics_kernel import KernelNotebook
+from tests.magics_kernel import offline_kernel
 
 SETUP = '''
 %load_ext llm_notebook
@@ -50,14 +49,7 @@ WORDS = " ".join(f"w{i}" for i in range(60))
 MARKER = "\n\n_[interrupted: the answer above is partial]_"
 
 
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("notebook")
-    notebook = KernelNotebook(workdir, env={
-        "LLM_NOTEBOOK_USER_PATH": str(workdir / "user"), "LLM_NOTEBOOK_LOAD_PLUGINS": ""})
-    notebook.run(SETUP)
-    yield notebook
-    notebook.close()
+kernel = offline_kernel(SETUP)
 
 
 def _answer(outputs) -> dict:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-import pytest
 
-from tests.magics_kernel import KernelNotebook
+from tests.magics_kernel import offline_kernel, table_rows
 
 LIVE = "\n\n_▍ streaming_"  # the last line of every partial render, gone from the final one
 
@@ -59,20 +58,13 @@ llm_notebook.register(Late())
 '''
 
 
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("notebook")
-    notebook = KernelNotebook(workdir, env={
-        "LLM_NOTEBOOK_USER_PATH": str(workdir / "user"), "LLM_NOTEBOOK_LOAD_PLUGINS": ""})
-    notebook.run(PARROT)
-    yield notebook
-    notebook.close()
+kernel = offline_kernel(PARROT)
 
 
 def answer_messages(run) -> list[dict]:
     """The display messages of the answer (not the usage table), in order."""
     [answer_id] = {m["content"]["transient"]["display_id"] for m in run.display_messages()
-                   if "llm_notebook" in m["content"].get("metadata", {})}
+                   if "response_id" in m["content"].get("metadata", {}).get("llm_notebook", {})}
     return [m for m in run.display_messages()
             if (m["content"].get("transient") or {}).get("display_id") == answer_id]
 
@@ -125,7 +117,8 @@ def test_interrupt_keeps_the_partial_answer_with_one_short_line_and_the_kernel_s
     assert shown.startswith("**Prompt**\n\n> ```text\n> w0 ") and "w199" not in shown
     assert shown.endswith("_[interrupted: the answer above is partial]_") and "streaming" not in shown
     # the model reports its counts at the end: an interrupted answer has none, and says so
-    assert "| echo | — | — (interrupted; the model sent no counts) |" in usage["data"]["text/markdown"]
+    assert table_rows(usage["data"]["text/markdown"])["echo"][:2] == [
+        "—", "— (interrupted; the model sent no counts)"]
     after = kernel.run("import llm_notebook\n"
                        "print(1 + 1, llm_notebook.logs(1)[0]['status'], partial.startswith('**Prompt**'),"
                        " _.status)")

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.magics_kernel import KernelNotebook
+from tests.magics_kernel import KernelNotebook, offline_kernel
 
 SETUP = '''
 %load_ext llm_notebook
@@ -45,14 +45,7 @@ def script(*queries: str, name: str = "lookup") -> str:
     return json.dumps({"tool_calls": [{"name": name, "arguments": {"q": q}} for q in queries]})
 
 
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("notebook")
-    notebook = KernelNotebook(workdir, env={
-        "LLM_NOTEBOOK_USER_PATH": str(workdir / "user"), "LLM_NOTEBOOK_LOAD_PLUGINS": ""})
-    notebook.run(SETUP)
-    yield notebook
-    notebook.close()
+kernel = offline_kernel(SETUP)
 
 
 def answer_of(run) -> dict:

@@ -24,7 +24,7 @@ from llm_notebook.notebook.widgets import code_actions
 from llm_notebook.notebook.widgets.rendered import markdown_html
 from llm_notebook.plugins import registry
 from llm_notebook.usage import session_usage
-from tests.magics_kernel import KernelNotebook
+from tests.magics_kernel import offline_kernel, unescaped
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "chat.ipynb"
 VIEW_MIME = "application/vnd.jupyter.widget-view+json"
@@ -201,7 +201,7 @@ def test_a_message_that_cannot_be_sent_is_an_error_in_the_chat():
     turn = chat.submit("look at this", attach="no_such_variable")
     assert turn.status == "error" and turn.response is None
     [error] = shown(chat, "error")
-    assert error.startswith("**Error:** 'no_such_variable' is neither a variable nor a file")
+    assert unescaped(error).startswith("**Error:** 'no_such_variable' is neither a variable nor a file")
     assert chat.widget.messages[-1]["kind"] == "error"
     assert not chat.busy and session_usage.by_model() == []
 
@@ -223,7 +223,7 @@ def test_model_errors_and_bad_options_are_messages_in_the_chat():
         answer, = shown(chat, "answer")
         assert answer.startswith("half an") and "stopped by an error" in answer
         [error] = shown(chat, "error")
-        assert "Model 'failing-in-chat' failed: RuntimeError: the server went away" in error
+        assert "Model 'failing-in-chat' failed: RuntimeError: the server went away" in unescaped(error)
         assert session_usage.by_model()[0].model == "failing-in-chat"
     finally:
         registry.unregister("failing-in-chat")
@@ -324,14 +324,7 @@ def test_code_actions_list_the_code_blocks_of_an_answer():
 
 # -- in a real kernel ------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("widgets")
-    notebook = KernelNotebook(workdir, env={
-        "LLM_NOTEBOOK_USER_PATH": str(workdir / "user"), "LLM_NOTEBOOK_LOAD_PLUGINS": ""})
-    notebook.run("%load_ext llm_notebook\nimport llm_notebook")
-    yield notebook
-    notebook.close()
+kernel = offline_kernel("%load_ext llm_notebook\nimport llm_notebook")
 
 
 def test_picker_changes_the_model_percent_percent_llm_uses(kernel):
