@@ -20,6 +20,7 @@ import numpy as np
 
 import llm_notebook
 import llm_notebook.log
+from llm_notebook.markdown import escape_inline
 from llm_notebook import (
     AliasError,
     AsyncOnlyModelError,
@@ -32,6 +33,7 @@ from llm_notebook import (
     UserFileError,
 )
 from llm_notebook.interpolate import InterpolationError, interpolate
+from tests.magics_kernel import unescaped
 from tests.support import fault_server as faults
 from tests.support.awkward_values import BrokenText
 from tests.support.catalogue_files import (
@@ -124,7 +126,7 @@ def chat_error(model: Any = "echo", *, text: str = "hi", attachments: Any = None
         assert chat.wait(20), "the chat never finished"
         assert turn.status == "error"
         kind, shown = chat.transcript()[-1]
-        assert kind == "error" and turn.error in shown
+        assert kind == "error" and escape_inline(turn.error) in shown  # shown as it is
         return turn.error
     return run
 
@@ -175,7 +177,7 @@ def chat_model_menu(bench: Bench) -> str:
     chat = llm_notebook.chat("echo")
     chat._on_model_menu({"id": "gone-model"}, [])
     assert chat.model.model_id == "echo"
-    return chat.transcript()[-1][1]
+    return unescaped(chat.transcript()[-1][1])  # the line as a reader sees it
 
 
 CALLS: list[Call] = [
