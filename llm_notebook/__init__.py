@@ -42,6 +42,7 @@ _EXPORTS = {
     "log": ("logs",),
     "endpoints": ("add_openai_endpoint",),
     "batch": ("map", "last_map", "MapInterrupted"),
+    "jobs": ("batches", "BatchJob"),
     "interpolate": ("InterpolationError",),
     "usage": ("session_usage", "SessionUsage"),
     "conversations": ("Conversations", "conversation"),
@@ -58,13 +59,17 @@ _NOT_STARRED = {"map"}
 _SUBMODULES = {"parts", "tools", "schemas", "models", "responses", "default_plugins",
                "runner", "plugins", "keys", "utils", "embeddings", "attachments", "errors",
                "cache", "prices", "budget"}
+#: `llm_notebook.batch` is the module `map` lives in, and, called, `batch(job_id)` reattaches to
+#: a provider batch job: an attribute cannot be both a submodule and a function, so the module
+#: takes the call (see `batch`).
+_CALLABLE_SUBMODULES = {"batch"}
 
-__all__ = sorted(set(_WHERE) - _NOT_STARRED) + ["settings", "load_ipython_extension",
-                                                 "unload_ipython_extension"]
+__all__ = sorted((set(_WHERE) - _NOT_STARRED) | _CALLABLE_SUBMODULES) + [
+    "settings", "load_ipython_extension", "unload_ipython_extension"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
+    if name in _SUBMODULES or name in _CALLABLE_SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
     module = _WHERE.get(name)
     if module is None:
