@@ -15,6 +15,17 @@ only the rows still missing (`answers.replayed`, `answers.sent` count both). `ma
 the map before a request would pass that many dollars (`MapBudgetReached`, finished rows kept);
 `dry_run=True` sends nothing and returns a `MapPlan`: rows the cache answers, tokens and cost
 projected from a sample of the others.
+
+`schema=` asks every row for JSON matching it (`multi=True`: a list of such items); an answer
+that does not fit is asked once more, as the next turn, with what was wrong, and the result is
+a DataFrame of typed columns (see `typed_answers`), the rows that still do not fit in `.errors`.
+
+`batch=True` sends the rows through the provider's batch engine instead (OpenAI's Batch API,
+Anthropic's Message Batches: half the price, within 24 hours) and returns at once with a durable
+`BatchJob` (see `jobs`). This module is also callable: `llm_notebook.batch(job_id)` reattaches
+to such a job (`jobs.batch`). A package attribute cannot be both a submodule and a function,
+since importing the submodule sets the attribute to it, so the module itself takes the call and
+`from llm_notebook import batch` keeps meaning this module.
 """
 
 from __future__ import annotations
@@ -23,8 +34,10 @@ import asyncio
 import contextlib
 import copy
 import functools
+import inspect
 import string
 import sys
+import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +97,9 @@ class _Batch:
     pandas_index: Any = None
     pandas_name: Any = None
     max_cost: float | None = None
+    #: The JSON schema each answer must match (of each item of a list, with `multi`), if any.
+    schema: dict[str, Any] | None = None
+    multi: bool = False
     cache_mode: str = "off"
     #: Of the rows being run: how many the cache answers and how many go to the model (known
     #: before the first request, for the progress display).
@@ -110,9 +126,18 @@ class _Batch:
         twin.refused = set(self.refused)
         return twin
 
+    def prompt_schema(self) -> dict[str, Any] | None:
+        """The schema each request carries: the map's, or a list of its items with `multi`."""
+        if self.schema is None or not self.multi:
+            return self.schema
+        from .schemas import multi_schema
+
+        return multi_schema(self.schema)
+
     def new_response(self, position: int):
         response = self.model.prompt(self.prompts[position], attachments=self.attachments,
-                                     system=self.system, key=self.key, **self.options)
+                                     system=self.system, schema=self.prompt_schema(),
+                                     key=self.key, **self.options)
         if self.budget is not None:
             budgets.bind(response, self.budget)
         return response
@@ -185,25 +210,28 @@ class MapResult(_Outcome, list):
         return (list, (list(self),))
 
 
+#: The pandas flavours of MapResult: the answers with the input's index, and with a schema
+#: one typed column per field.
+_PANDAS_RESULTS = {"MapSeries": "Series", "MapFrame": "DataFrame"}
+
+
 @functools.cache
-def _series_type() -> type:
-    """The pandas flavour of MapResult, built on first use so pandas loads only when needed."""
+def _pandas_type(name: str) -> type:
+    """`MapSeries` or `MapFrame`, built on first use so pandas loads only when needed; what is
+    derived from one is plain pandas, since it no longer matches the run."""
     import pandas as pd
 
-    class MapSeries(_Outcome, pd.Series):
-        """The answers of `map` over pandas data, with the input's index; failed items missing."""
-
-        @property
-        def _constructor(self):
-            return pd.Series  # derived Series are plain: they no longer match the run
-
-    MapSeries.__module__, MapSeries.__qualname__ = __name__, "MapSeries"
-    return MapSeries
+    base = getattr(pd, _PANDAS_RESULTS[name])
+    return type(name, (_Outcome, base), {
+        "__module__": __name__, "__qualname__": name,
+        "__doc__": f"The answers of `map` over pandas data as a {base.__name__}, with the "
+                   "input's index; failed items missing.",
+        "_constructor": property(lambda self: base)})
 
 
 def __getattr__(name: str) -> Any:
-    if name == "MapSeries":  # lets pickle find the class built by _series_type()
-        return _series_type()
+    if name in _PANDAS_RESULTS:  # lets pickle find the classes built by _pandas_type()
+        return _pandas_type(name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -215,7 +243,7 @@ def last_map():
 def map(template: str, items: Iterable[Any], *, model: Any = None, system: str | None = None,
         attachments: Iterable[Any] | None = None, concurrency: int = 8, retries: int = 2,
         progress: bool = True, max_cost: float | None = None, dry_run: bool = False,
-        **options: Any):
+        batch: bool = False, schema: Any = None, multi: bool = False, **options: Any):
     """Fill `template` from each item, ask the model concurrently, return the answers in order.
 
     `items`: a list (or any iterable) whose items fill `{}` (also `{item}`), or whose dict items
@@ -227,27 +255,69 @@ def map(template: str, items: Iterable[Any], *, model: Any = None, system: str |
     also have `.usage`, `.errors`, `.responses`, `.replayed`, `.sent` and `.retry_failed()`.
     `max_cost`: dollars the map may spend; it stops before a request would pass them
     (`MapBudgetReached`). `dry_run=True`: send nothing, return a `MapPlan`.
+    `schema`: the JSON schema (pydantic class, dict or DSL string) every answer must match;
+    the result is then a DataFrame of typed columns with the input's index and an `error`
+    column, and an answer that does not fit is asked again once. `multi=True`: each answer is
+    a list of such items, one frame row per item (the row's label repeated, `item` numbering
+    them). `batch=True`: send the rows through the provider's batch engine as one durable job
+    and return its `BatchJob` at once (`concurrency` and `retries` do not apply, nor the
+    schema's second asking; `max_cost` and the session's budget are checked against the job's
+    projected cost; `dry_run=True` returns a `BatchPlan`).
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1 (got {concurrency})")
     if retries < 0:
         raise ValueError(f"retries must be 0 or more (got {retries})")
+    if multi and schema is None:
+        raise TypeError("multi=True asks each row for a list of items of a schema: give "
+                        "schema= too")
+    if batch and "tools" in options:
+        raise TypeError("batch=True does not run tools: a batch answer cannot call back into the "
+                        "notebook. Leave out tools=, or run the map without batch=True")
     chosen = _pick_model(model)
     key = options.pop("key", None)
     chosen.validate_options(options)
     checked_attachments = chosen.validate_attachments(attachments)
     chosen.get_key(key)
     labels, rows, pandas_index, pandas_name = _rows(items)
-    batch = _Batch(model=chosen, prompts=_fill_all(template, labels, rows), labels=labels,
-                   system=system, attachments=checked_attachments, options=options, key=key,
-                   concurrency=concurrency, retries=retries, progress=progress,
-                   pandas_index=pandas_index, pandas_name=pandas_name, max_cost=max_cost,
-                   cache_mode=cache.current_mode())
+    run = _Batch(model=chosen, prompts=_fill_all(template, labels, rows), labels=labels,
+                 system=system, attachments=checked_attachments, options=options, key=key,
+                 concurrency=concurrency, retries=retries, progress=progress,
+                 pandas_index=pandas_index, pandas_name=pandas_name, max_cost=max_cost,
+                 cache_mode=cache.current_mode(), schema=_json_schema(schema), multi=multi)
     if max_cost is not None:
         budgets.Budget(max_cost, "the map's max_cost")  # a bad value fails before any request
+    if batch:
+        return _batch_job(run, dry_run)
     if dry_run:
-        return MapPlan(batch)
-    return _execute(batch, list(range(len(labels))))
+        return MapPlan(run)
+    return _execute(run, list(range(len(labels))))
+
+
+def _batch_job(run: _Batch, dry_run: bool):
+    """`batch=True`: the rows go to the provider's batch engine as one durable job."""
+    from . import job_submit, jobs
+
+    if dry_run:
+        return jobs.BatchPlan(MapPlan(run), run.model)
+    labels = (None if run.pandas_index is None else
+              job_submit.pickled_labels(run.pandas_index, run.pandas_name))
+    if run.prompts:
+        run.new_response(0)  # checks the schema against the model, as an ordinary map does
+    spec = job_submit.JobSpec(model=run.model, key=run.key, system=run.system,
+                              options=run.options, attachments=run.attachments,
+                              schema=run.schema, multi=run.multi, max_cost=run.max_cost)
+    stored = job_submit.submit(spec, enumerate(run.prompts), total=len(run.prompts),
+                               labels=labels)
+    return jobs.BatchJob(stored, key=run.key, model=run.model)
+
+
+def _json_schema(schema: Any) -> dict[str, Any] | None:
+    if schema is None:
+        return None
+    from .schemas import as_json_schema
+
+    return as_json_schema(schema)
 
 
 def _pick_model(model: Any):
@@ -417,9 +487,49 @@ async def _answer(batch: _Batch, position: int, first_try: Any = None) -> None:
             if isinstance(exc, ModelError) and not exc.retryable:
                 break  # asking again cannot help, or the HTTP layer has already retried
             continue
-        batch.texts[position] = response.text_or_raise()
+        if batch.schema is None:
+            batch.texts[position] = response.text_or_raise()
+        else:
+            await _fit_schema(batch, position, response)
         return
     batch.errors[position] = str(error)
+
+
+async def _fit_schema(batch: _Batch, position: int, response: Any) -> None:
+    """Keep the row's answer if it fits the map's schema; else ask once more, as the next turn
+    of the same conversation, saying what was wrong (`structured.feedback_prompt`)."""
+    from .structured import StructuredOutputError, feedback_prompt
+    from .typed_answers import parsed
+
+    text = response.text_or_raise()
+    misfit = parsed(text, batch.schema, multi=batch.multi)
+    if not isinstance(misfit, StructuredOutputError):
+        batch.texts[position] = text
+        return
+    follow_up = response.reply(feedback_prompt(misfit, batch.schema, multi=batch.multi),
+                               schema=batch.prompt_schema(), key=batch.key, **batch.options)
+    if inspect.isawaitable(follow_up):  # an async model's reply is made on its loop
+        follow_up = await follow_up
+    if batch.budget is not None:
+        budgets.bind(follow_up, batch.budget)
+    cache.bind([follow_up], batch.cache_mode)
+    batch.attempts[position].append(follow_up)
+    try:
+        await runner.consume(follow_up)
+    except budgets.BudgetExceeded as exc:
+        batch.stopped = batch.stopped or str(exc)
+        batch.refused.add(follow_up.id)
+        batch.errors[position] = f"{misfit} Not asked again: {exc}"
+        return
+    except Exception as exc:
+        batch.errors[position] = f"{misfit} Asking again failed: {exc}"
+        return
+    text = follow_up.text_or_raise()
+    again = parsed(text, batch.schema, multi=batch.multi)
+    if isinstance(again, StructuredOutputError):
+        batch.errors[position] = f"Asked again, the answer still does not fit: {again}"
+        return
+    batch.texts[position] = text
 
 
 class MapPlan:
@@ -466,10 +576,17 @@ class MapPlan:
 
 
 def _result(batch: _Batch):
-    if batch.pandas_index is None:
+    if batch.schema is not None:
+        from .typed_answers import typed_answers
+
+        frame = typed_answers(batch.texts, {i: batch.errors[i] or "not run"
+                                            for i in batch.unfinished()},
+                              batch.schema, multi=batch.multi, index=batch.pandas_index)
+        result = _pandas_type("MapFrame")(frame)
+    elif batch.pandas_index is None:
         result = MapResult(batch.texts)
     else:
-        result = _series_type()(batch.texts, index=batch.pandas_index, name=batch.pandas_name,
+        result = _pandas_type("MapSeries")(batch.texts, index=batch.pandas_index, name=batch.pandas_name,
                                 dtype=object)
     object.__setattr__(result, "_batch", batch)
     return result
@@ -488,3 +605,15 @@ def _sum_usage(responses: Iterable[Any]) -> Usage:
                 details[name] = details.get(name, 0) + value
     return Usage(input=sum(inputs) if inputs else None, output=sum(outputs) if outputs else None,
                  details=details or None)
+
+
+class _ReattachingModule(types.ModuleType):
+    """This module, callable as `batch(job_id, key=None)`: see the module docstring."""
+
+    def __call__(self, job_id: str, *, key: str | None = None):
+        from .jobs import batch as reattach
+
+        return reattach(job_id, key=key)
+
+
+sys.modules[__name__].__class__ = _ReattachingModule

@@ -1,0 +1,71 @@
+"""What the providers' batch engines (`batch_openai`, `batch_anthropic`) share: how a batch's
+state and its requests' outcomes are described, whatever the provider calls them, and how the
+model's own request builder supplies the address, headers and key.
+
+Statuses are OpenAI's words, which cover both: validating, in_progress, finalizing,
+cancelling, then one of the endings completed, failed, expired, cancelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .http import Request, origin
+
+ENDINGS = frozenset({"completed", "failed", "expired", "cancelled"})
+#: How each row that never ran is described, by how its batch ended.
+NOT_RUN = {"expired": "expired: the batch's 24 hours ended before this request ran",
+           "cancelled": "cancelled before this request ran",
+           "failed": "not run: the batch failed"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One request's result: the provider's answer body (a chat completion, a message), or why
+    there is none."""
+
+    custom_id: str
+    body: Any = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Access:
+    """Where a batch engine is and how to be let in: the model's base URL, and the headers
+    (the key among them) its own request builder sends."""
+
+    base_url: str
+    headers: dict[str, str]
+    secret: str | None
+    key_hint: str
+    model_name: str
+
+    def request(self, url: str, body: Any = None, *, method: str = "POST") -> Request:
+        """A call to `url`; the key goes only to the engine's own origin."""
+        same = origin(url) == origin(self.base_url)
+        return Request(url, body, method=method, headers=dict(self.headers) if same else {},
+                       secret=self.secret, model_name=self.model_name, key_hint=self.key_hint)
+
+
+def access_for(model: Any, key: str | None, base_url: str) -> Access:
+    """The engine's access for `model`, from the headers its `build_request` would send."""
+    from .responses import Prompt
+
+    built = model.build_request(Prompt(None, model), False, None, key)
+    headers = {name: value for name, value in built.headers.items()
+               if name.lower() != "content-type"}
+    return Access(base_url.rstrip("/"), headers, built.secret, built.key_hint,
+                  built.model_name or model.model_id)
+
+
+def request_body(model: Any, prompt: Any) -> dict[str, Any]:
+    """The body the model would send for `prompt`, whole (not streamed), as a batch line needs:
+    built by the model's own `build_request`, without the `stream` field batches do not take."""
+    body = dict(model.build_body(prompt, False))
+    body.pop("stream", None)
+    return body
+
+
+def counts_summary(total: int, completed: int, failed: int) -> dict[str, int]:
+    return {"total": total, "completed": completed, "failed": failed}
