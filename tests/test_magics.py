@@ -360,6 +360,29 @@ def test_models_table_marks_the_default_and_abbreviates_attachment_types(kernel)
     assert "markov" in filtered and not any(name.startswith("echo") for name in filtered)
 
 
+
+def test_models_with_a_query_that_matches_nothing_says_so_and_names_close_ones(kernel):
+    nothing = kernel.run("%llm models nope-nope")
+    assert nothing.displays() == []
+    assert nothing.stream() == ("No model's id or alias contains 'nope-nope'. %llm models lists "
+                                "them all.\n")
+    close = kernel.run("%llm models markof").stream()
+    assert close == ("No model's id or alias contains 'markof'. Close names: markov. %llm models "
+                     "lists them all.\n")
+
+
+def test_an_answer_with_code_blocks_is_followed_by_its_code_actions(kernel):
+    set_answer(kernel, "Run this:\n\n```python\nprint(1)\n```\n\nthen `this` inline.")
+    run = kernel.run("%llm -m fixed --no-usage code please")
+    answer, actions = run.displays()
+    assert "response_id" in answer["metadata"]["llm_notebook"]
+    assert "application/vnd.jupyter.widget-view+json" in actions["data"]
+    assert actions["data"]["text/plain"] == ("Code actions (a widget): Copy and Insert below for "
+                                             "the 1 code block above")
+    set_answer(kernel, "No code here, only `inline` code.")
+    assert len(kernel.run("%llm -m fixed --no-usage prose please").displays()) == 1
+
+
 def test_models_table_fits_a_100_column_terminal_with_long_names(kernel):
     kernel.run("class Wordy(Model):\n    model_id = 'a-model-with-a-long-identifier-' + 'x' * 10\n"
                "    def execute(self, prompt, stream, response, conversation):\n        yield ''\n"
@@ -610,6 +633,15 @@ def test_reasoning_shows_collapsed_and_escaped_apart_from_the_answer(kernel):
     kept = kernel.run(f"print([type(p).__name__ for p in Out[{hidden.reply['content']['execution_count']}]"
                       ".response.parts_so_far()], _.response.prompt.hide_reasoning)")
     assert kept.stream() == "['ReasoningPart', 'TextPart'] True\n"
+
+
+
+def test_reasoning_is_shown_while_it_streams_before_any_answer_text(kernel):
+    run = kernel.run("%llm -m thinker think first")
+    shown = [m["content"]["data"].get("text/markdown", "") for m in run.display_messages()]
+    thinking_only = [text for text in shown if "Thinking" in text and "42" not in text]
+    assert thinking_only, shown  # a render of the reasoning alone went out before the answer
+    assert "step one" in thinking_only[0]
 
 
 def test_a_continued_turn_shows_the_earlier_prompt_and_answer(kernel):

@@ -12,9 +12,18 @@ kernel = offline_kernel()
 def test_settings_made_before_loading_are_the_magics_settings(kernel):
     before = kernel.run("%config LLMMagics.plot_history = 2\n"
                         "%config LLMMagics.show_usage = False\n"
-                        "%config LLMMagics.default_model = 'markov'")
+                        "%config LLMMagics.default_model = 'markov'\n"
+                        "%config LLMMagics.remote_images = True\n"
+                        "%config LLMMagics.max_image_pixels = 5000\n"
+                        "%config LLMMagics.answer_timeout = 5.0\n"
+                        "%config LLMMagics.cache = 'off'\n"
+                        "%config LLMMagics.budget = 2.5")
     assert before.error is None
     kernel.run("%load_ext llm_notebook")
+    mirrored = kernel.run("from llm_notebook import settings as s\n"
+                          "print(s.remote_images, s.max_image_pixels, s.answer_timeout, s.cache, "
+                          "s.budget)")
+    assert mirrored.stream() == "True 5000 5.0 off 2.5\n"
     answer = kernel.run("%llm -o length 3 -o seed 1 the cat sat")
     [shown] = answer.displays()  # no usage table
     assert shown["metadata"]["llm_notebook"]["model"] == "markov"

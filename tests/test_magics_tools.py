@@ -296,6 +296,24 @@ def test_in_the_background_the_cell_returns_a_handle_that_gives_the_answer(kerne
     assert any("<details>" in d for d in shown) and any(d.startswith("| model |") for d in shown)
 
 
+
+def test_llm_wait_waits_for_a_chain_in_the_background_and_an_interrupt_stops_it(kernel):
+    kernel.run("ran.clear(); release.clear()")
+    kernel.run(f"%%llm -m echo -T lookup --background --no-usage\n{script('waited')}")
+    waited = kernel.run("%llm wait")
+    assert waited.stream().endswith("for 1 background answer: echo done\n"), waited.stream()
+    assert kernel.run("print(ran)").stream() == "['waited']\n"
+
+    started = kernel.run(f"%%llm -m echo -T stuck --background --no-usage\n"
+                         f"{script('never', name='stuck')}")
+    stopped = kernel.run("%llm wait", interrupt_after_seconds=1.0)
+    assert stopped.stream().startswith("Stopped waiting: the background answers were cancelled")
+    handle = f"Out[{started.reply['content']['execution_count']}]"
+    state = kernel.run(f"release.set()\nprint({handle}.done(), {handle}.answer.status)")
+    assert state.stream() == "True interrupted\n"
+    assert kernel.run("%llm wait").stream() == "No background answers to wait for\n"
+
+
 TERMINAL = r'''
 import json, sys
 from IPython.terminal.interactiveshell import TerminalInteractiveShell

@@ -9,6 +9,7 @@ import llm_notebook
 from llm_notebook import prices
 from llm_notebook.prices import SessionCosts, session_costs
 from llm_notebook.settings import settings
+from llm_notebook.tables import table_data
 from llm_notebook.usage import (ANSWER_HEADERS, SESSION_HEADERS, SessionUsage, answer_row,
                                 answer_table, session_usage)
 
@@ -109,3 +110,12 @@ def test_the_usage_table_of_a_replayed_answer_says_where_it_came_from(replaying)
     line = table["text/plain"].splitlines()[-1]
     assert line.startswith("replayed from ") and " · saved " in line and " tokens, $" in line
     assert table["text/markdown"].endswith("_") and "replayed from" in table["text/markdown"]
+
+
+def test_a_model_id_in_a_usage_table_shows_as_it_is_never_as_markup():
+    from llm_notebook.notebook.widgets.rendered import markdown_html
+
+    usage = SessionUsage()
+    usage.record(summary("gpt-*4*<b>|x", 1, 2, 100))
+    html = markdown_html(table_data(SESSION_HEADERS, usage.rows())["text/markdown"])
+    assert "<td>gpt-*4*&lt;b&gt;|x</td>" in html and "<em>" not in html

@@ -196,6 +196,16 @@ def test_enter_sends_an_uploaded_file_and_the_attach_field():
     assert "_Attached:_ `image/png`" in shown(chat, "user")[0]
 
 
+
+def test_a_message_keeps_its_line_breaks_and_its_code_block_as_typed():
+    chat = llm_notebook.chat("echo")
+    chat.send("two lines\nhere\n\n```\nx = 1\ny = 2\n```")
+    chat.wait(10)
+    [asked] = shown(chat, "user")
+    assert markdown_html(asked).startswith("<p>two lines<br />\nhere</p>")
+    assert "<code>x = 1\ny = 2\n</code>" in markdown_html(asked)  # the code as typed, no spaces added
+
+
 def test_a_message_that_cannot_be_sent_is_an_error_in_the_chat():
     chat = llm_notebook.chat("echo")
     turn = chat.submit("look at this", attach="no_such_variable")
