@@ -608,3 +608,25 @@ def test_llama_cpp_server_takes_a_schema_as_json_object_with_the_schema(llama_se
     assert isinstance(value, dict) and isinstance(value["n"], int)
     streamed = model.prompt("A number as JSON", schema=schema, max_tokens=40, temperature=0)
     assert isinstance(json.loads(streamed.text())["n"], int)
+
+
+def test_a_map_with_a_schema_over_the_llama_cpp_server_gives_typed_rows(llama_server):
+    """Constrained decoding makes even a random-weight model's answers fit: 20 rows, 20 values.
+    One request at a time: llama-cpp-python's server cuts a streaming answer short when another
+    request arrives (its interrupt_requests setting, on by default)."""
+    import pandas as pd
+
+    from llm_notebook.default_plugins.openai_models import Chat
+
+    llm_notebook.register(Chat("llama-typed", model_name=llama_server.model_id,
+                               api_base=llama_server.base_url, supports_schema=True,
+                               schema_style="json_object"))
+    rows = pd.DataFrame({"word": [f"w{i}" for i in range(20)]},
+                        index=pd.Index(range(100, 120), name="id"))
+    typed = llm_notebook.map("A number and a yes or no for {word}, as JSON", rows,
+                             model="llama-typed", schema="n int, ok bool", max_tokens=60,
+                             temperature=0, concurrency=1, progress=False)
+    assert not typed.errors and typed["error"].isna().all()
+    assert typed.index.equals(rows.index)
+    assert str(typed["n"].dtype) == "Int64" and str(typed["ok"].dtype) == "boolean"
+    assert typed["n"].notna().all() and typed["ok"].notna().all()
