@@ -7,8 +7,10 @@
 Saving refreshes the outputs that GitHub shows; a notebook with an error output is never saved.
 Cells tagged `skip-execution` (those that need a running server, say) are not executed and keep
 no outputs. Each kernel runs this interpreter (so a virtualenv's script tests that virtualenv),
-starts in examples/, has a fresh temporary user directory and no API keys in its environment,
-so neither the machine's keys, aliases and log nor a key-dependent answer reach a saved notebook.
+starts in examples/, has a fresh temporary user directory, no API keys in its environment and
+the default answer cache mode, so neither the machine's keys, aliases and log nor a
+key-dependent answer reach a saved notebook. The kernel is asked to stop, not killed, so the log
+and the answer cache it wrote are whole.
 The tests and `examples/demo.py` use `execute()` and `error_outputs()` from here.
 """
 
@@ -25,19 +27,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 SKIP_TAG = "skip-execution"
+#: What a newcomer's environment does not have: keys, servers, plugin choices, a cache mode (the
+#: examples run with the default one, so a second run replays the first one's answers).
 KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL",
-                 "LLM_NOTEBOOK_LOAD_PLUGINS")
+                 "LLM_NOTEBOOK_LOAD_PLUGINS", "LLM_NOTEBOOK_CACHE")
 
 
 def example_paths() -> list[Path]:
     return sorted(EXAMPLES.glob("*.ipynb"))
 
 
-def kernel_environment(user_path: str) -> dict[str, str]:
-    """The kernel's environment: this one without keys, with its own user directory."""
+def kernel_environment(user_path: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The kernel's environment: this one without keys, with its own user directory, and
+    `extra`."""
     env = {name: value for name, value in os.environ.items() if name not in KEY_VARIABLES}
     env["LLM_NOTEBOOK_USER_PATH"] = user_path
-    return env
+    return {**env, **(extra or {})}
 
 
 def _kernel_manager(spec_parent: str):
@@ -56,11 +61,15 @@ def _kernel_manager(spec_parent: str):
                          ip=str(Path(spec_parent) / "kernel") if transport == "ipc" else "127.0.0.1")
 
 
-def execute(path: Path, *, timeout: int = 180, **hooks):
+def execute(path: Path, *, timeout: int = 180, user_path: str | None = None,
+            env: dict[str, str] | None = None, **hooks):
     """Run the notebook at `path` top to bottom in a fresh kernel; return it with its outputs.
 
-    Errors do not stop the run (`error_outputs` lists them afterwards). `hooks` are nbclient's
-    (`on_cell_start=`, `on_cell_executed=`, ...), called with `cell=` and `cell_index=`.
+    Errors do not stop the run (`error_outputs` lists them afterwards). `user_path`: the user
+    directory to use (and keep: a second run replays the first one's answers from its cache),
+    instead of a fresh one; `env`: more of the kernel's environment (LLM_NOTEBOOK_CACHE=only).
+    `hooks` are nbclient's (`on_cell_start=`, `on_cell_executed=`, ...), called with `cell=`
+    and `cell_index=`.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -74,10 +83,10 @@ def execute(path: Path, *, timeout: int = 180, **hooks):
             resources={"metadata": {"path": str(path.parent)}},
             **hooks)
         try:
-            client.execute(env=kernel_environment(str(Path(scratch) / "user")))
+            client.execute(env=kernel_environment(user_path or str(Path(scratch) / "user"), env))
         finally:  # nbclient leaves a kernel it was given running
             if kernel.has_kernel:
-                kernel.shutdown_kernel(now=True)
+                kernel.shutdown_kernel()  # asked to stop: what it still writes is written
     refresh_widget_text(notebook)
     return notebook
 

@@ -5,6 +5,9 @@ interpreter's kernel, a fresh temporary user directory, no API keys in the envir
 no network either (tests/support/offline_site refuses every non-loopback connection and lookup,
 in the kernel and in anything it starts). A notebook fails on any error output or text on stderr.
 
+Run a second time against the first run's user directory, in cache mode "only" and still
+offline, every notebook gives the same answers: the examples replay from the answer cache.
+
 Cells tagged `skip-execution`, exactly that tag (nbclient's `skip_cells_with_tag`), are not run:
 they are the cells that need something a CI machine lacks, such as a local model server.
 """
@@ -68,6 +71,34 @@ def test_example_runs_without_errors(path, offline):
             # the outputs shown on GitHub are saved: a cell that prints something has saved output
             assert bool(before.outputs) == bool(cell.outputs), (
                 f"cell {index}: saved outputs are stale; run `python scripts/run_examples.py {path.name}`")
+
+
+
+#: What changes from one run to the next in an answer's text: how long things took.
+_TIMING = re.compile(r"\b\d+(?:\.\d+)? ?(?:ms|s)\b")
+
+
+def answer_texts(notebook) -> list[tuple[int, str]]:
+    """Each answer's text (single, side by side, or a chain's), by cell, timings left out."""
+    found = []
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            about = output.get("metadata", {}).get("llm_notebook", {})
+            if {"response_id", "answers", "tool_calls"} & set(about):
+                found.append((index, _TIMING.sub("…", output["data"]["text/plain"])))
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_example_run_again_in_only_mode_offline_gives_the_same_answers(path, offline, tmp_path):
+    user = str(tmp_path / "user")
+    first = run_examples.execute(path, user_path=user)
+    again = run_examples.execute(path, user_path=user, env={"LLM_NOTEBOOK_CACHE": "only"})
+
+    assert run_examples.error_outputs(again) == []  # every request was answered from the cache
+    assert answer_texts(again) == answer_texts(first)
+    ran = [index for index, cell in enumerate(first.cells) if cell.get("outputs")]
+    assert [index for index, cell in enumerate(again.cells) if cell.get("outputs")] == ran
 
 
 def test_saved_examples_carry_no_errors_and_no_keys():
