@@ -168,3 +168,40 @@ def test_cost_columns_show_dollars_for_a_priced_model_and_a_dash_otherwise(kerne
     rows = table_rows(session)
     assert rows["gpt-4o-mini"][-3] == priced["gpt-4o-mini"][-1] and rows["echo"][-3] == "—"
     assert rows["total"][-3] == priced["gpt-4o-mini"][-1] + " + unknown"
+
+
+def test_side_by_side_answers_carry_their_keys_and_costs_and_replay_together(kernel, server):
+    cell = "%%llm -m gpt-4o-mini -m echo\nthe same question to both"
+    first, again = kernel.run(cell), kernel.run(cell)
+    assert len(chat_requests(server)) == 1
+    columns, table = first.displays()
+    answers = columns["metadata"]["llm_notebook"]["answers"]
+    assert [a["model"] for a in answers] == ["gpt-4o-mini", "echo"]
+    assert all(a["cache_key"] for a in answers) and answers[0]["cost"] > 0
+    assert answers[1]["cost"] is None  # no price is known for echo: never a guessed $0
+    rows = table_rows(table["data"]["text/markdown"])
+    assert rows["gpt-4o-mini"][-1].startswith("$") and rows["echo"][-1] == "—"
+    replayed = again.displays()[0]["metadata"]["llm_notebook"]["answers"]
+    assert [a["cache_key"] for a in replayed] == [a["cache_key"] for a in answers]
+    assert all(a["replayed"] is not None for a in replayed)
+    records = again.displays()[1]["metadata"]["llm_notebook"]["comparison"]
+    assert [r["replayed"] for r in records] == [True, True]
+
+
+def test_a_chain_records_each_rounds_key_and_replays_round_by_round(kernel, server):
+    kernel.run('def lookup(q: str) -> str:\n    """Look q up."""\n    return "found " + q')
+    script = '{"tool_calls": [{"name": "lookup", "arguments": {"q": "x"}}]}'
+    cell = f"%%llm -m echo -T lookup\nfind it {script}"
+    first, again = kernel.run(cell), kernel.run(cell)
+
+    def chain_meta(run):
+        [output] = [o for o in run.displays() if "rounds" in o["metadata"].get("llm_notebook", {})]
+        return output["metadata"]["llm_notebook"]
+
+    rounds = chain_meta(first)["rounds"]
+    assert len(rounds) == 2 and all(r["cache_key"] for r in rounds)
+    assert [r["replayed"] for r in rounds] == [None, None]
+    replayed = chain_meta(again)["rounds"]
+    assert [r["cache_key"] for r in replayed] == [r["cache_key"] for r in rounds]
+    assert all(r["replayed"] is not None for r in replayed)
+    assert "replayed from" in unescaped(usage_of(again))
