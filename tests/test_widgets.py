@@ -403,7 +403,9 @@ def test_the_saved_example_reads_without_widgets():
     shown = "\n".join(output["data"]["text/markdown"] for cell in notebook.cells
                       for output in cell.get("outputs", []) if "text/markdown" in output.get("data", {}))
     asked = "Which **columns** of the sales table hold dates?"
-    assert f"**You**\n\n{asked}\n\n**echo**\n\n**Prompt**\n\n> {asked}" in shown
-    assert "_Usage: 1 response · 8 input · 14 output tokens" in shown
+    assert f"**You**\n\n{asked}\n\n**echo**\n\n**Prompt**\n\n> ```text\n> {asked}\n> ```" in shown
+    # the chat's footer, with its cost: "—", since no price is known for echo
+    assert re.search(r"^_Usage: 1 response · 8 input · \d+ output tokens · [\d.]+ s · cost —_$",
+                     shown, re.M)
     assert re.search(r"^\| echo \| 2 \| \d+ \| \d+ \|", shown, re.M)  # the chat's and %%llm's
     assert "_Default model for %%llm: echo_" in shown
