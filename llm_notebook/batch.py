@@ -119,6 +119,26 @@ class _Batch:
         self.errors = self.errors or [None] * count
         self.attempts = self.attempts or [[] for _ in range(count)]
 
+    def replayed_rows(self) -> int:
+        return sum(1 for tries in self.attempts if tries and tries[-1].replayed is not None)
+
+    def sent_rows(self) -> int:
+        return sum(1 for tries in self.attempts
+                   if any(r.replayed is None and r.started_utc is not None
+                          and r.id not in self.refused for r in tries))
+
+    def outcome(self) -> str:
+        """How the rows were answered and what every request (retries too) cost, for the end
+        of the progress display: "1,200 replayed, 800 sent · $0.41"."""
+        from . import prices
+        from .notebook.progress import outcome_line
+        from .usage import summed
+
+        costs = [prices.cost(r) for tries in self.attempts for r in tries
+                 if r.replayed is None and r.started_utc is not None]
+        return outcome_line(self.replayed_rows(), self.sent_rows(),
+                            summed(costs) if costs else None)
+
     def copy(self) -> _Batch:
         twin = copy.copy(self)
         twin.texts, twin.errors = list(self.texts), list(self.errors)
@@ -178,16 +198,12 @@ class _Outcome:
     @property
     def replayed(self) -> int:
         """Rows answered from the answer cache (nothing sent for them)."""
-        return sum(1 for tries in self._run_record().attempts
-                   if tries and tries[-1].replayed is not None)
+        return self._run_record().replayed_rows()
 
     @property
     def sent(self) -> int:
         """Rows for which a request went to the model (retries not counted again)."""
-        batch = self._run_record()
-        return sum(1 for tries in batch.attempts
-                   if any(r.replayed is None and r.started_utc is not None
-                          and r.id not in batch.refused for r in tries))
+        return self._run_record().sent_rows()
 
     @property
     def responses(self) -> list[Any]:
@@ -410,7 +426,7 @@ def _execute(batch: _Batch, positions: list[int]):
             _last_result) from None
     finally:
         if progress is not None:
-            progress.close(interrupted=interrupted)
+            progress.close(interrupted=interrupted, outcome=batch.outcome())
     _last_result = _result(batch)
     if batch.stopped is not None:
         raise MapBudgetReached(_stop_message(batch, positions), _last_result)

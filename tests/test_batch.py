@@ -292,3 +292,17 @@ def test_interrupt_cancels_in_flight_keeps_finished_and_retry_runs_the_rest():
     assert result["interrupted"] == ["interrupted"] * 4
     assert result["in_flight"] == 0
     assert result["rest"] == {} and result["rest_texts"] == 30
+
+
+def test_the_progress_display_ends_with_how_rows_were_answered_and_their_cost(capsys):
+    """Run again, a map's last progress line says which rows the cache answered, how many were
+    sent, and what the sent ones cost."""
+    llm_notebook.set_price("echo", input=1_000_000, output=1_000_000)  # a dollar a token
+    with llm_notebook.cache.mode("replay"):
+        llm_notebook.map("say {}", ["a", "b"], model="echo")
+        capsys.readouterr()
+        again = llm_notebook.map("say {}", ["a", "b", "c"], model="echo")
+    final = capsys.readouterr().err.rsplit("\r", 1)[-1]
+    cost = llm_notebook.prices.cost(again.responses[2])
+    assert again.replayed == 2 and again.sent == 1 and cost.known
+    assert f"2 replayed, 1 sent · {cost}" in final
