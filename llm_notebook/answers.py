@@ -14,6 +14,7 @@ from typing import Any
 
 from .markdown import escape_inline, safe_markdown
 from .output_metadata import METADATA_KEY
+from .tables import table_data
 
 _JSON_FENCE = re.compile(r"```(?:json)?\s*\n(.*?)\n```", re.S)
 _MARKERS = {
@@ -129,6 +130,25 @@ class Answer(_AnswerValue):
         self.response = response
         self.format = format
         self.parsed = parsed_json(self.text) if format == "json" else None
+        self.schema_error: Any = None
+        self._table: str | None = None
+
+    def read_structured(self, schema: Any, *, multi: bool = False) -> None:
+        """Check a finished answer against `schema` (a DSL string, a JSON schema dict or a
+        pydantic model class; with `multi`, each item of a list): `parsed` becomes the value
+        and the answer displays as a table of it. When it does not fit, `parsed` is None and
+        `schema_error` is the StructuredOutputError saying why; the text shows as it came. A
+        partial answer is not read: it is no value."""
+        from .structured import StructuredOutputError, parse_structured
+
+        if self.status != "done":
+            return
+        try:
+            self.parsed, self.schema_error = parse_structured(self.text, schema, multi=multi), None
+        except StructuredOutputError as exc:
+            self.parsed, self.schema_error, self._table = None, exc, None
+            return
+        self._table = value_table(self.parsed, multi=multi)
 
     @property
     def text(self) -> str:
@@ -170,13 +190,36 @@ class Answer(_AnswerValue):
         """The final Markdown: thinking (collapsed), the exact answer, a note if it stopped early.
         An open fence of an answer that stopped early is closed, so the note stays outside it."""
         marker = _MARKERS.get(self.status)
-        return (thinking_html(reasoning_text(self.response))
-                + safe_markdown(self.text, partial=marker is not None) + partial_note(self.status))
+        body = self._table if self._table is not None else safe_markdown(
+            self.text, partial=marker is not None)
+        return thinking_html(reasoning_text(self.response)) + body + partial_note(self.status)
 
     def plain(self) -> str:
         marker = _MARKERS.get(self.status)
         return self.text + (f"\n[{marker}]" if marker else "")
 
+
+
+_NO_FIELD = object()
+
+
+def value_table(value: Any, *, multi: bool = False) -> str:
+    """A structured answer's value as a Markdown table, every cell escaped: one row for an
+    object, one row per item of a `multi` list; a value that is no object is the column
+    `value`. Text shows as it is, other values as JSON, a field an item lacks as nothing."""
+    records = [item if isinstance(item, dict) else {"value": item}
+               for item in (value if multi else [value])]
+    headers = list(dict.fromkeys(name for record in records for name in record))
+    if not headers:
+        return "_(no items)_" if multi else "_(no fields)_"
+    rows = [[_cell_text(record.get(name, _NO_FIELD)) for name in headers] for record in records]
+    return table_data(headers, rows)["text/markdown"]
+
+
+def _cell_text(value: Any) -> str:
+    if value is _NO_FIELD:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
 def provenance(response: Any, cost: Any) -> dict[str, Any]:

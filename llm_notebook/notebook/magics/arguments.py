@@ -36,6 +36,8 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--conversation",), dict(metavar="NAME")),
     (("--out",), dict(metavar="NAME")),
     (("-f", "--format"), dict(choices=FORMATS, default="markdown")),
+    (("--schema",), dict(metavar="SPEC")),
+    (("--multi",), dict(action="store_true")),
     (("--no-usage",), dict(action="store_true")),
     (("--no-log",), dict(action="store_true")),
     (("--no-interpolate",), dict(action="store_true")),

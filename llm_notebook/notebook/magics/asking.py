@@ -25,6 +25,8 @@ INTERRUPTED = "Interrupted: the partial answer above is kept"
 INTERRUPTED_EARLY = "Interrupted before the model sent any text"
 #: Text that starts a fence or an indented block: an answer without any holds no code block.
 _MAY_HOLD_CODE = ("```", "~~~", "\n    ", "\n\t")
+#: The variable a --schema reference starts with.
+_ROOT = re.compile(r"\s*([A-Za-z_]\w*)")
 _CODE_BLOCK = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n(.*?)^ {0,3}\1[ \t]*$", re.M | re.S)
 
 
@@ -58,14 +60,68 @@ def failed(error: BaseException, cell: int) -> LLMError:
     return LLMError(render.failure_line(error, cell), type(error).__name__)
 
 
-def show_answer(magics: Any, response: Any, args: argparse.Namespace):
-    """Stream one answer into the cell; its Answer is the cell's value."""
+def check_schema_options(args: argparse.Namespace, names: list[str], *, tools: bool) -> None:
+    """--schema (and --multi) go with one model asked in the foreground, without tools, its
+    answer shown as a table; anything else is one line."""
+    for given, why in (
+            (args.schema is None, "--multi says the answer is a list of --schema items: give "
+                                  "--schema too"),
+            (args.format in ("code", "json"), f"--schema shows the answer as a table: leave out "
+                                              f"-f {args.format}"),
+            (len(names) > 1, "--schema takes one model: ask the others without --schema"),
+            (tools, "--schema does not go with tools (-T): ask with the tools first, then ask "
+                    "for the structured answer"),
+            (args.background, "--schema reads the answer in this cell: leave out --background")):
+        if given:
+            raise LLMError(why, "UsageError")
+
+
+def resolve_schema(spec: str, namespace: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema `--schema SPEC` names: the pydantic model class or JSON schema dict the
+    notebook holds under that name or attribute path, else SPEC read as llm's schema DSL
+    ("name, age int, good bool")."""
+    from ...interpolate import InterpolationError, is_reference, resolve
+    from ...schemas import SchemaError, as_json_schema
+
+    value: Any = spec
+    root = _ROOT.match(spec)
+    try:
+        if is_reference(spec) and root and root.group(1) in namespace:
+            value = resolve(spec, namespace)
+        return as_json_schema(value)
+    except (InterpolationError, SchemaError) as exc:
+        raise LLMError(f"--schema {spec}: {exc}", "UsageError") from None
+
+
+class _ReadStructured:
+    """A view that checks the finished answer against the schema before its final render, so
+    that render is the table of its value (or, when it does not fit, the text as it came)."""
+
+    def __init__(self, view: Any, schema: dict[str, Any], multi: bool) -> None:
+        self._view, self._schema, self._multi = view, schema, multi
+
+    def add(self, chunk: str) -> None:
+        self._view.add(chunk)
+
+    def finish(self, answer: Any) -> None:
+        answer.read_structured(self._schema, multi=self._multi)
+        self._view.finish(answer)
+
+
+def show_answer(magics: Any, response: Any, args: argparse.Namespace, *,
+                schema: dict[str, Any] | None = None):
+    """Stream one answer into the cell; its Answer is the cell's value. With a `schema`, a
+    finished answer is checked against it: its value (`Answer.parsed`) shows as a table and
+    is what --out stores; one that does not fit shows as it came, with one line saying why."""
     shell = magics.shell
     show_thumbnails(response.attachments)
     view = render.new_view(shell, response, _throttle(magics), plain=args.format == "text")
+    if schema is not None:
+        view = _ReadStructured(view, schema, args.multi)
     answer, stopped = render.stream(response, _chunks(response), view, format=args.format)
+    structured = schema is not None and answer.status == "done" and answer.schema_error is None
     if args.out is not None and has_something(answer):
-        shell.user_ns[args.out] = answer.text
+        shell.user_ns[args.out] = answer.parsed if structured else answer.text
     if magics.show_usage and not args.no_usage and has_something(answer):
         from ...usage import answer_table
 
@@ -74,6 +130,9 @@ def show_answer(magics: Any, response: Any, args: argparse.Namespace):
         print(INTERRUPTED if answer.said_anything else INTERRUPTED_EARLY)
     elif stopped is not None:
         raise failed(stopped, cell_number(shell))
+    elif schema is not None:
+        if answer.schema_error is not None:
+            print(answer.schema_error, file=sys.stderr)
     elif args.format == "code":
         next_cell(shell, answer.text)
     elif args.format == "json" and answer.parsed is None:

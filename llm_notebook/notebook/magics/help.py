@@ -19,8 +19,9 @@ Prompt options
   -a, --attach X         a variable, attribute path, file, URL, or @plot / @plot-2
   -c, --continue         continue the last conversation with this model
   --conversation NAME    continue (or start) a named conversation
-  --out NAME             also store the answer's text in the variable NAME
+  --out NAME             also store the answer's text (with --schema, its value) in NAME
   -f, --format F         markdown (default), text, code (a new cell below), json
+  --schema SPEC          "name, age int" or a pydantic class: Out[n].parsed (--multi: a list)
   --background           return at once; the answer streams into this cell
   -T, --tool NAME        a function, Toolbox or Tool from the notebook the model may call
                          (repeatable; --tools f,g); the calls show as blocks as they run

@@ -175,6 +175,10 @@ class LLMMagics(Magics):
         """Ask the models the options name (or, with --dry-run, show what would be sent)."""
         from . import asking
 
+        schema = None
+        if args.schema is not None or args.multi:
+            asking.check_schema_options(args, names, tools=bool(arguments.tool_names(args)))
+            schema = asking.resolve_schema(args.schema, self.shell.user_ns)
         if arguments.tool_names(args):
             from .chaining import ask_with_tools
 
@@ -184,12 +188,13 @@ class LLMMagics(Magics):
                 raise LLMError(f"{flag} is for prompts with tools: name them with -T", "UsageError")
         if len(names) > 1:
             return asking.show_comparison(self, names, args, text, attachments, options)
-        response = self._prompt(names[0] if names else None, args, text, attachments, options)
+        response = self._prompt(names[0] if names else None, args, text, attachments, options,
+                                schema=schema)
         if args.dry_run:
             return asking.show_previews([response])
         if args.background:
             return asking.start_background(self, response, args)
-        return asking.show_answer(self, response, args)
+        return asking.show_answer(self, response, args, schema=schema)
 
     def conversation_for(self, name: str | None, args: argparse.Namespace):
         """The model a prompt goes to and the conversation it goes in, as the options say."""
@@ -204,11 +209,19 @@ class LLMMagics(Magics):
             model, continue_last=args.continue_last, name=args.conversation)
 
     def _prompt(self, name: str | None, args: argparse.Namespace, text: str | None,
-                attachments: list, options: arguments.ModelOptions):
-        """The (not yet started) response, in the conversation the options name."""
+                attachments: list, options: arguments.ModelOptions, *, schema: dict | None = None):
+        """The (not yet started) response, in the conversation the options name; with a
+        `schema`, asked for its structured answer (a list of such items with --multi)."""
+        from ...schemas import multi_schema
+
         model, conversation = self.conversation_for(name, args)
+        if schema is not None and not model.supports_schema:
+            raise LLMError(f"{model.model_id} does not give structured answers: leave out "
+                           "--schema, or ask a model that does (echo does, offline)", "UsageError")
+        if schema is not None and args.multi:
+            schema = multi_schema(schema)
         response = conversation.prompt(
-            text, attachments=attachments, system=args.system,
+            text, attachments=attachments, system=args.system, schema=schema,
             stream=self.stream and not args.no_stream, key=args.key,
             hide_reasoning=args.hide_reasoning, **options.for_one(name, model))
         if not args.dry_run:  # a preview sends nothing: `-c` goes on with the last real turn
