@@ -225,7 +225,8 @@ class SessionUsage:
         for entry in entries:
             found = priced.get(entry.model)
             rows.append(entry.row(found.cost if found else None, found.saved if found else None))
-        saved = summed([found.saved for found in priced.values()]) if priced else None
+        replaying = [found.saved for found in priced.values() if found.replayed]
+        saved = summed(replaying) if replaying else None  # models with no replays saved nothing
         return rows + [self.totals().row(self.spent(), saved)]
 
     def subscribe(self, observer: Observer) -> Callable[[], None]:

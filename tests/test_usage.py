@@ -90,6 +90,23 @@ def test_a_model_with_no_known_price_costs_a_dash_not_nothing(replaying):
     assert total[SESSION_HEADERS.index("cost")] == "—"
 
 
+def test_the_total_saved_counts_only_models_that_replayed(replaying):
+    """A priced model that replayed nothing adds no "$0" to what unpriced replays saved."""
+    usage = SessionUsage(costs=SessionCosts())
+    priced = llm_notebook.get_model("echo").prompt("asked once")
+    priced.text()
+    markov = llm_notebook.get_model("markov")
+    for _ in range(2):
+        response = markov.prompt("a b c a b", seed=1)
+        response.text()
+        usage.record_response(response)
+        usage.costs.record(response)
+    usage.record_response(priced)
+    usage.costs.record(priced)
+    total = dict(zip(SESSION_HEADERS, usage.rows()[-1]))
+    assert total["replayed"] == "1" and total["saved"].endswith(" tokens"), total["saved"]
+
+
 def test_resetting_the_session_usage_resets_the_session_costs(replaying):
     response = llm_notebook.get_model("echo").prompt("priced")
     response.text()  # the observers count it in session_usage and price it in session_costs
