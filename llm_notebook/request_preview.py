@@ -78,8 +78,9 @@ class Preview:
             return f"{self.model}: answered from the answer cache, nothing would be sent ($0)"
         counted = "" if self.input_tokens.exact else " (estimated)"
         output = f" + ~{self.output_tokens:,} output" if self.output_tokens else ""
-        return (f"{self.model}: {self.input_tokens} input tokens{counted}{output} · about {self.cost}"
-                f"{'' if self.cost.known else ' (' + self.cost.source + ')'}")
+        cost = (f"about {self.cost}" if self.cost.known else
+                f"cost unknown ({self.cost.source})")
+        return f"{self.model}: {self.input_tokens} input tokens{counted}{output} · {cost}"
 
     def __repr__(self) -> str:
         return f"<Preview {self.summary()}>"

@@ -35,6 +35,10 @@ class ModelUsage:
     #: Of `responses`, how many were replayed from the answer cache, and the tokens they saved.
     replayed: int = 0
     saved_tokens: int = 0
+    #: The output and time of the answers long enough to time (see MIN_RATE_MS): the rate is
+    #: theirs, so answers too quick to time do not inflate it.
+    rated_output: int = 0
+    rated_ms: int = 0
 
     def add(self, input: int | None, output: int | None, details: dict[str, Any] | None,
             duration_ms: int, *, responses: int = 1) -> None:
@@ -42,6 +46,19 @@ class ModelUsage:
         self.input += input or 0
         self.output += output or 0
         self.duration_ms += duration_ms
+        if duration_ms >= MIN_RATE_MS:
+            self.rated_output += output or 0
+            self.rated_ms += duration_ms
+        self._add_details(details)
+
+    def merge(self, other: ModelUsage) -> None:
+        """Add another model's sums (the totals row)."""
+        for name in ("responses", "input", "output", "duration_ms", "replayed", "saved_tokens",
+                     "rated_output", "rated_ms"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self._add_details(other.details)
+
+    def _add_details(self, details: dict[str, Any] | None) -> None:
         for name, value in (details or {}).items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.details[name] = self.details.get(name, 0) + value
@@ -54,8 +71,9 @@ class ModelUsage:
 
     def row(self, cost: Cost | None = None, saved: Cost | None = None) -> tuple[str, ...]:
         """The row under SESSION_HEADERS; `cost` and `saved` are blank when not known here."""
-        return (self.model, str(self.responses),
-                *_counts(self.input, self.output, self.details, self.duration_ms),
+        *counts, _ = _counts(self.input, self.output, self.details, self.duration_ms)
+        return (self.model, str(self.responses), *counts,
+                output_rate(self.rated_output, self.rated_ms),
                 "" if cost is None else str(cost), str(self.replayed) if self.replayed else "",
                 saved_text(self.saved_tokens if self.replayed else None, saved))
 
@@ -196,17 +214,13 @@ class SessionUsage:
 
     def by_model(self) -> list[ModelUsage]:
         with self._lock:
-            return [ModelUsage(u.model, u.responses, u.input, u.output, u.duration_ms,
-                               dict(u.details), u.replayed, u.saved_tokens)
+            return [dataclasses.replace(u, details=dict(u.details))
                     for u in self._by_model.values()]
 
     def totals(self) -> ModelUsage:
         total = ModelUsage("total")
         for entry in self.by_model():
-            total.add(entry.input, entry.output, entry.details, entry.duration_ms,
-                      responses=entry.responses - entry.replayed)
-            if entry.replayed:
-                total.add_replayed(entry.saved_tokens, responses=entry.replayed)
+            total.merge(entry)
         return total
 
     def spent(self) -> Cost | None:

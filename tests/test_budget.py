@@ -110,6 +110,12 @@ def test_preview_shows_what_would_be_sent_and_sends_nothing(priced, monkeypatch)
     assert priced.requests == [] and response.status == "pending"
 
 
+def test_a_preview_without_a_price_says_its_cost_is_unknown_and_why():
+    shown = preview(llm_notebook.get_model("markov").prompt("what would this cost?"))
+    assert "· cost unknown (no price known for 'markov'" in shown.summary()
+    assert "about" not in shown.summary()
+
+
 def test_preview_check_refuses_or_hands_the_response_back(priced):
     with pytest.raises(BudgetExceeded, match=r"would cost about \$0\.0\d+, more than \$0\.001"):
         preview(ask("hello there", max_tokens=20)).check(0.001)

@@ -580,7 +580,8 @@ def test_usage_rows_say_what_was_not_reported_and_rates_only_when_measurable(ker
     table = table_rows(run.data("text/markdown")[-1])
     assert table["fixed"][:3] == ["—", "— (the model sent no counts)", ""]
     cells = table_rows(kernel.run("%llm -m echo quick").data("text/markdown")[-1])["echo"]
-    assert cells[3] == "0.00 s" and cells[4] == "", cells
+    quick = float(cells[3].removesuffix(" s")) < 0.05  # a loaded machine may take longer
+    assert (cells[4] == "") if quick else float(cells[4]) > 0, cells
     paced = kernel.run("%llm -m echo -o delay 0.03 one two three four").data("text/markdown")[-1]
     cells = table_rows(paced)["echo"]
     assert float(cells[3].removesuffix(" s")) >= 0.1 and float(cells[4]) > 0, cells

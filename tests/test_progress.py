@@ -14,7 +14,7 @@ from llm_notebook.prices import Cost
 
 def test_the_outcome_line_counts_replayed_and_sent_rows_and_their_cost():
     assert outcome_line(1200, 800, Cost(Decimal("0.41"))) == "1,200 replayed, 800 sent · $0.41"
-    assert outcome_line(3, 0, Cost(None, "no price")) == "3 replayed, 0 sent · —"
+    assert outcome_line(3, 0, Cost(None, "no price")) == "3 replayed, 0 sent · cost unknown"
     assert outcome_line(0, 5) == "0 replayed, 5 sent"
 
 
@@ -23,7 +23,7 @@ def test_the_final_summary_ends_with_the_outcome():
     bar.update(2, 0)
     final = bar.summary(final=True, outcome=outcome_line(1, 1, Cost(None, "no price")))
     assert final.startswith("echo: 2 of 2 prompts done in ")
-    assert final.endswith(" · 1 replayed, 1 sent · —")
+    assert final.endswith(" · 1 replayed, 1 sent · cost unknown")
     stopped = bar.summary(interrupted=True, outcome="0 replayed, 1 sent")
     assert stopped.endswith(" · 0 replayed, 1 sent")
 

@@ -136,3 +136,15 @@ def test_a_model_id_in_a_usage_table_shows_as_it_is_never_as_markup():
     usage.record(summary("gpt-*4*<b>|x", 1, 2, 100))
     html = markdown_html(table_data(SESSION_HEADERS, usage.rows())["text/markdown"])
     assert "<td>gpt-*4*&lt;b&gt;|x</td>" in html and "<em>" not in html
+
+
+def test_rates_come_from_answers_long_enough_to_time():
+    """An answer too quick to time (30 tokens in 0 ms) does not inflate its model's or the
+    total's output rate."""
+    usage = SessionUsage()
+    usage.record(summary("a", 5, 30, 0))
+    usage.record(summary("b", 5, 100, 1000))
+    rows = {row[0]: dict(zip(SESSION_HEADERS, row)) for row in usage.rows()}
+    assert rows["a"]["output tok/s"] == ""
+    assert rows["b"]["output tok/s"] == rows["total"]["output tok/s"] == "100.0"
+    assert rows["total"]["output"] == "130" and rows["total"]["responses"] == "2"

@@ -94,9 +94,12 @@ class TerminalProgress:
 
 def outcome_line(replayed: int, sent: int, cost: Any = None) -> str:
     """"1,200 replayed, 800 sent · $0.41": how a map's rows were answered, and what it spent
-    (a `prices.Cost`; "—" when no price is known)."""
+    (a `prices.Cost`; "cost unknown" when no price is known, since a bare "—" ends a line
+    unlabelled)."""
     line = f"{replayed:,} replayed, {sent:,} sent"
-    return line if cost is None else f"{line} · {cost}"
+    if cost is None:
+        return line
+    return f"{line} · {cost if cost.known else 'cost unknown'}"
 
 
 def progress_display(total: int, label: str, *,
