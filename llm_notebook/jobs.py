@@ -456,15 +456,12 @@ class JobList(list):
     """`batches()`: the jobs, newest first; shown as a table in a notebook."""
 
     def _repr_markdown_(self) -> str:
-        from .markdown import escape_inline
+        from .tables import table_data
 
-        lines = ["| job | model | status | done | created |", "| --- | --- | --- | --- | --- |"]
-        for job in self:
-            counts = job.counts
-            lines.append(f"| {escape_inline(job.id)} | {escape_inline(job.model_id)} | "
-                         f"{job.status} | {counts['completed']:,} of {counts['total']:,} | "
-                         f"{job.created.astimezone():%Y-%m-%d %H:%M} |")
-        return "\n".join(lines)
+        rows = [(job.id, job.model_id, job.status,
+                 f"{job.counts['completed']:,} of {job.counts['total']:,}",
+                 f"{job.created.astimezone():%Y-%m-%d %H:%M}") for job in self]
+        return table_data(("job", "model", "status", "done", "created"), rows)["text/markdown"]
 
 
 def batches() -> JobList:

@@ -49,6 +49,7 @@ def table_data(headers: Sequence[str], rows: Sequence[Sequence[Any]], *,
     plain = "\n".join((" " * _GAP).join(v.ljust(w) for v, w in zip(row, widths)).rstrip()
                       for row in cells)
     markdown = "\n".join(["| " + " | ".join(_cell(h) for h in headers) + " |",
-                          "| " + " | ".join("---" for _ in headers) + " |"]
+                          # ":---": headers left-aligned like their cells (Lab centres plain ones)
+                          "| " + " | ".join(":---" for _ in headers) + " |"]
                          + ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows])
     return {"text/plain": plain, "text/markdown": markdown}

@@ -13,6 +13,7 @@ import llm_notebook
 from llm_notebook import batch_openai, cache, job_store, jobs, settings
 from llm_notebook.budget import BudgetExceeded
 from llm_notebook.errors import ModelError
+from tests.magics_kernel import table_rows
 from tests.support.batch_servers import OPENAI_KEY, batch_server, default_answer  # noqa: F401
 
 
@@ -46,6 +47,8 @@ def test_a_job_returns_at_once_and_its_result_has_the_inputs_index(server):
     batch = next(iter(server.batches.values()))
     assert job.batch_ids == [batch.id]
     assert [j.id for j in llm_notebook.batches()] == [job.id]
+    listed = table_rows(llm_notebook.batches()._repr_markdown_())
+    assert listed[job.id][:3] == ["gpt-4o-mini", "validating", "0 of 4"]
 
     lines = sent_lines(server)
     assert [(line["custom_id"], line["method"], line["url"]) for line in lines] == [
