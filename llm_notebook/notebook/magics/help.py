@@ -2,15 +2,16 @@
 
 HELP = """\
 %%llm [options]           sends the cell body to a model
-%llm [options] PROMPT     sends the rest of the line (`--` ends the options)
+%llm [options] PROMPT     sends the rest of the line (-- ends the options)
 
 Examples
   %llm What is the capital of France?
-  %%llm -m gpt-4o-mini -a @plot         the chart shown last goes with the prompt
-  %%llm -m echo -m markov -o markov.length 40     two models, side by side
-  %llm --conversation story -m markov Once upon a time
+  %%llm -m gpt-4o-mini -a @plot                the chart shown last goes with the prompt
+  %%llm -m echo -m markov -o markov.length 40  two models, side by side
+  %%llm --schema "name, age int"               the answer checked, shown as a table
+  %%llm -T lookup --approve                    the model may call lookup(), once you allow it
   %llm -f code Write a function that parses ISO dates
-  %%llm -T lookup --approve             the model may call lookup(), once you allow it
+  %llm --conversation story -m markov Once upon a time
 
 Prompt options
   -m, --model ID         model id or alias; repeat it to compare models side by side
