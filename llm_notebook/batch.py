@@ -45,6 +45,7 @@ from typing import Any
 from . import budget as budgets
 from . import cache, runner
 from .errors import LLMNotebookError, ModelError
+from .keys import Secret
 from .responses import Usage
 
 __all__ = ["MapBudgetReached", "MapInterrupted", "MapPlan", "MapResult", "TemplateError",
@@ -259,7 +260,8 @@ def last_map():
 def map(template: str, items: Iterable[Any], *, model: Any = None, system: str | None = None,
         attachments: Iterable[Any] | None = None, concurrency: int = 8, retries: int = 2,
         progress: bool = True, max_cost: float | None = None, dry_run: bool = False,
-        batch: bool = False, schema: Any = None, multi: bool = False, **options: Any):
+        batch: bool = False, schema: Any = None, multi: bool = False, key: str | None = None,
+        **options: Any):
     """Fill `template` from each item, ask the model concurrently, return the answers in order.
 
     `items`: a list (or any iterable) whose items fill `{}` (also `{item}`), or whose dict items
@@ -278,8 +280,9 @@ def map(template: str, items: Iterable[Any], *, model: Any = None, system: str |
     them). `batch=True`: send the rows through the provider's batch engine as one durable job
     and return its `BatchJob` at once (`concurrency` and `retries` do not apply, nor the
     schema's second asking; `max_cost` and the session's budget are checked against the job's
-    projected cost; `dry_run=True` returns a `BatchPlan`).
+    projected cost; `dry_run=True` returns a `BatchPlan`). `key`: the API key for every request.
     """
+    key = Secret(key) if isinstance(key, str) else key  # masked in tracebacks from here on
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1 (got {concurrency})")
     if retries < 0:
@@ -291,7 +294,6 @@ def map(template: str, items: Iterable[Any], *, model: Any = None, system: str |
         raise TypeError("batch=True does not run tools: a batch answer cannot call back into the "
                         "notebook. Leave out tools=, or run the map without batch=True")
     chosen = _pick_model(model)
-    key = options.pop("key", None)
     chosen.validate_options(options)
     checked_attachments = chosen.validate_attachments(attachments)
     chosen.get_key(key)

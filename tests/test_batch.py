@@ -306,3 +306,15 @@ def test_the_progress_display_ends_with_how_rows_were_answered_and_their_cost(ca
     cost = llm_notebook.prices.cost(again.responses[2])
     assert again.replayed == 2 and again.sent == 1 and cost.known
     assert f"2 replayed, 1 sent · {cost}" in final
+
+
+def test_a_key_given_to_map_is_masked_in_every_frame_of_its_traceback():
+    """What a verbose traceback shows: the locals of each frame, none holding the key as text."""
+    canary = "sk-map-canary-0123456789abcdef"
+    with pytest.raises(OptionsError) as failure:
+        llm_notebook.map("{}", ["a"], model="echo", key=canary, no_such_option=1)
+    frame, shown = failure.tb.tb_next, []  # from map's frame on (this one holds the canary)
+    while frame is not None:
+        shown.append(repr(frame.tb_frame.f_locals))
+        frame = frame.tb_next
+    assert shown and canary not in "".join(shown)

@@ -143,6 +143,8 @@ def test_a_model_without_structured_answers_is_one_line(kernel):
     ('%llm -m echo --multi Who?', "--multi says the answer is a list of --schema items"),
     ('%llm -m echo --schema "name age ??" Who?', "--schema name age ??: Cannot read the schema "
                                                 "field"),
+    ('%llm -m echo --schema Persn Who?', "--schema Persn: there is no 'Persn' in the notebook. "
+                                         'For a schema of one text field, write --schema "Persn str"'),
 ])
 def test_refused_combinations_are_one_line(kernel, cell, said):
     run = kernel.run(cell, expect_error=True)

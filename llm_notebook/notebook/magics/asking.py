@@ -85,6 +85,11 @@ def resolve_schema(spec: str, namespace: dict[str, Any]) -> dict[str, Any]:
 
     value: Any = spec
     root = _ROOT.match(spec)
+    if spec.isidentifier() and spec[0].isupper() and spec not in namespace:
+        # a class's name (capitalised, as classes are) mistyped or not yet defined; a field name
+        # alone ("name") is a schema of one field
+        raise LLMError(f"--schema {spec}: there is no {spec!r} in the notebook. For a schema of "
+                       f"one text field, write --schema \"{spec} str\"", "UsageError")
     try:
         if is_reference(spec) and root and root.group(1) in namespace:
             value = resolve(spec, namespace)
