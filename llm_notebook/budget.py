@@ -10,7 +10,7 @@ output tokens from the `max_tokens` option when given, else from the mean answer
 this session. The request is refused (`BudgetExceeded`, nothing sent) when what was spent, what
 requests in flight may cost and its own estimate pass the limit. A model whose price is unknown
 cannot be counted: it is let through with one warning saying how to price it (`set_price`).
-Replayed answers cost nothing.
+Replayed answers cost nothing, and answers a provider batch already billed are not refused.
 """
 
 from __future__ import annotations
@@ -160,7 +160,11 @@ def request_estimate(response: Any) -> Cost:
 
 
 def check(response: Any) -> None:
-    """The start hook: refuse `response` if it would pass a budget that applies to it."""
+    """The start hook: refuse `response` if it would pass a budget that applies to it. An answer
+    a provider batch already billed (its model's `batch_billed`) is never refused: refusing it
+    would save nothing."""
+    if getattr(response.model, "batch_billed", False) is True:
+        return None
     budgets = _budgets(response)
     if not budgets:
         return None

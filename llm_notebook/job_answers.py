@@ -16,7 +16,6 @@ from typing import Any
 from . import cache, store
 from .batch_engine import Outcome
 from .batch_spool import LineLog
-from .budget import BudgetExceeded
 from .http import Request
 from .models import Model
 from .responses import Prompt, Response
@@ -27,6 +26,9 @@ class AnsweredModel(Model):
     account), answering each response from the body the batch returned for it."""
 
     can_stream = False
+    #: Its answers were billed by the provider's batch engine: priced at batch rates
+    #: (`prices.Bill`), and already paid, so no budget refuses recording them.
+    batch_billed = True
 
     def __init__(self, model: Any, base_url: str) -> None:
         self.model = model
@@ -75,20 +77,16 @@ CHUNK = 1000
 
 
 def record(outcomes: Iterable[Outcome], prompts: dict[str, str], rows: RowPrompts,
-           answers: LineLog) -> int:
-    """Record each outcome not recorded yet; returns how many answers a budget refused to
-    record (they stay in the downloaded results, to record again)."""
+           answers: LineLog) -> None:
+    """Record each outcome not recorded yet."""
     done = {entry["id"] for entry in answers.entries()}
     mode = "off" if cache.current_mode() == "off" else "refresh"
-    refused = recorded = 0
+    recorded = 0
     try:
         for outcome in outcomes:
             if outcome.custom_id in done or outcome.custom_id not in prompts:
                 continue
             entry = _entry(outcome, prompts[outcome.custom_id], rows, mode)
-            if entry is None:
-                refused += 1
-                continue
             answers.append(entry)
             done.add(outcome.custom_id)
             recorded += 1
@@ -96,18 +94,15 @@ def record(outcomes: Iterable[Outcome], prompts: dict[str, str], rows: RowPrompt
                 store.flush(store.READ_WAIT)
     finally:
         answers.close()
-    return refused
 
 
-def _entry(outcome: Outcome, text: str, rows: RowPrompts, mode: str) -> dict[str, Any] | None:
+def _entry(outcome: Outcome, text: str, rows: RowPrompts, mode: str) -> dict[str, Any]:
     if outcome.body is None:
         return {"id": outcome.custom_id, "error": outcome.error or "no answer"}
     response = rows.model.answer(rows.prompt(text), outcome.body)
     cache.bind([response], mode)
     try:
         answer = response.text()
-    except BudgetExceeded:
-        return None
     except Exception as exc:  # the answer cannot be read: malformed, as a request would be
         return {"id": outcome.custom_id, "error": str(exc)}
     usage = response.recorded_usage()

@@ -27,7 +27,6 @@ from typing import Any
 from . import job_store
 from .batch_engine import ENDINGS, NOT_RUN, access_for
 from .batch_spool import LineLog, read_jsonl
-from .budget import BudgetExceeded
 from .errors import LLMNotebookError, UnknownModelError
 from .job_answers import CHUNK, AnsweredModel, RowPrompts, record
 from .job_submit import (
@@ -271,13 +270,8 @@ class BatchJob(_Summarised):
             outcomes = engine.outcomes(engine.download(part, self.folder, f"part-{number}"))
         prompts = {row["id"]: row["prompt"] for row in read_jsonl(self._kept(ROWS_FILE))
                    if row["part"] == number}
-        refused = record(outcomes, prompts, self._rows_prompts(),
-                         LineLog(self._kept(ANSWERS_FILE), flush_every=CHUNK))
-        if refused:
-            raise BudgetExceeded(
-                f"{refused:,} rows the batch answered (already paid for) were not recorded: the "
-                "session's budget refused them. Raise llm_notebook.settings.budget (or set it to "
-                f"None), then call the job's .result() again; they are kept on disk until then")
+        record(outcomes, prompts, self._rows_prompts(),
+               LineLog(self._kept(ANSWERS_FILE), flush_every=CHUNK))
         self._record = job_store.change(self.id, lambda stored: stored["parts"][number - 1]
                                         .update(collected=True))
 

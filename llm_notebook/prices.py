@@ -103,13 +103,17 @@ class Bill:
     account: str | None = None  # the key name: who bills the answer
     base_url: str | None = None
     when: _dt.datetime | None = None
+    #: Answered through a provider's batch engine, so billed at its batch price (a model says so
+    #: with a true `batch_billed` attribute).
+    batch: bool = False
 
     @classmethod
     def of(cls, response: Any) -> Bill:
         model = response.model
         return cls(model=model.model_id, usage=response.recorded_usage(),
                    resolved_model=response.resolved_model, account=model.needs_key,
-                   base_url=_base_url(model), when=response.started_utc)
+                   base_url=_base_url(model), when=response.started_utc,
+                   batch=getattr(model, "batch_billed", False) is True)
 
     @classmethod
     def planned(cls, model: Any, usage: Any) -> Bill:
@@ -118,6 +122,10 @@ class Bill:
                    base_url=_base_url(model))
 
     def cost(self, *, estimated: bool = False) -> Cost:
+        standard = self._standard_cost(estimated)
+        return self._batch_cost(standard, estimated) if self.batch else standard
+
+    def _standard_cost(self, estimated: bool) -> Cost:
         usage = self.usage
         if usage.input is None and usage.output is None:
             return Cost(None, "the model reported no token counts", estimated)
@@ -132,6 +140,21 @@ class Bill:
                               f"llm_notebook.set_price({self.model!r}, input=..., output=...)",
                         estimated)
         return _catalogue_cost(found, counts, self.when, estimated)
+
+    def _batch_cost(self, standard: Cost, estimated: bool) -> Cost:
+        """genai-prices' batch price where it has one, else `standard` less the documented
+        discount; `source` says which."""
+        if not standard.known:
+            return standard
+        if standard.source != "set_price":
+            found = _catalogue_entry(self.model, self.resolved_model, self.account, self.base_url)
+            batch = (_catalogue_batch_cost(found, token_counts(self.usage), self.when, estimated)
+                     if found else None)
+            if batch is not None:
+                return batch
+        share = f"{(1 - BATCH_DISCOUNT) * 100:.0f}%"
+        return Cost(standard.dollars * BATCH_DISCOUNT,
+                    f"{standard.source}, less the documented {share} batch discount", estimated)
 
 
 def _base_url(model: Any) -> str | None:
@@ -167,17 +190,8 @@ def batch_cost(model: Any, usage: Any, *, when: _dt.datetime | None = None,
     """What `usage` costs through `model`'s provider batch engine (OpenAI's Batch API,
     Anthropic's Message Batches): genai-prices' batch price where it has one, else the standard
     price with the documented discount applied, and `source` says which."""
-    standard = dataclasses.replace(Bill.planned(model, usage), when=when).cost(estimated=estimated)
-    if not standard.known:
-        return standard
-    if standard.source != "set_price":
-        found = _catalogue_entry(model.model_id, None, model.needs_key, _base_url(model))
-        batch = _catalogue_batch_cost(found, token_counts(usage), when, estimated) if found else None
-        if batch is not None:
-            return batch
-    share = f"{(1 - BATCH_DISCOUNT) * 100:.0f}%"
-    return Cost(standard.dollars * BATCH_DISCOUNT,
-                f"{standard.source}, less the documented {share} batch discount", estimated)
+    bill = dataclasses.replace(Bill.planned(model, usage), when=when, batch=True)
+    return bill.cost(estimated=estimated)
 
 
 def _catalogue_batch_cost(found: tuple[str, tuple[tuple[str, str], ...]], counts: dict[str, int],

@@ -390,11 +390,17 @@ def test_a_job_whose_folder_is_gone_says_so_in_one_line(server):
     assert job.id in repr(lost)
 
 
-def test_answers_a_budget_will_not_let_be_recorded_are_kept_until_it_does(server, monkeypatch):
+def test_answers_already_paid_are_recorded_whatever_the_budget(server, monkeypatch):
     job = submit(reviews(3))
     monkeypatch.setattr(settings, "budget", 1e-12)  # set after the job was paid for
-    with pytest.raises(BudgetExceeded, match="3 rows the batch answered .* were not recorded"):
-        job.wait(poll=0, progress=False)
-    monkeypatch.setattr(settings, "budget", None)
-    assert list(job.result()) == [f"answer to: Summarise: review {n}" for n in range(3)]
-    assert server.batches[job.batch_ids[0]].polls == 1  # collected from the file kept on disk
+    with llm_notebook.budget.limit(1e-12):
+        answers = job.result(poll=0, progress=False)
+    assert list(answers) == [f"answer to: Summarise: review {n}" for n in range(3)]
+    assert job.errors == {}
+
+
+def test_the_sessions_costs_count_collected_answers_at_batch_prices(server):
+    llm_notebook.prices.session_costs.reset()
+    job = submit(reviews(20)).wait(poll=0, progress=False)
+    total = llm_notebook.prices.session_costs.total()
+    assert job.cost.dollars > 0 and total.dollars == job.cost.dollars
