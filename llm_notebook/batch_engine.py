@@ -8,7 +8,7 @@ cancelling, then one of the endings completed, failed, expired, cancelled.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .http import Request, origin
@@ -36,8 +36,8 @@ class Access:
     (the key among them) its own request builder sends."""
 
     base_url: str
-    headers: dict[str, str]
-    secret: str | None
+    headers: dict[str, str] = field(repr=False)  # the key is among them
+    secret: str | None = field(repr=False)
     key_hint: str
     model_name: str
 

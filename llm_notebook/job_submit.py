@@ -14,7 +14,7 @@ import datetime as _dt
 import pickle
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import islice
 from pathlib import Path
@@ -53,7 +53,7 @@ class JobSpec:
     and the most the job may cost."""
 
     model: Any
-    key: str | None
+    key: str | None = field(repr=False)
     system: str | None
     options: dict[str, Any]
     attachments: list[Any]

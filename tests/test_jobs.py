@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import llm_notebook
-from llm_notebook import batch_openai, cache, job_store, jobs, settings
+from llm_notebook import batch_engine, batch_openai, cache, job_store, job_submit, jobs, settings
 from llm_notebook.budget import BudgetExceeded
 from llm_notebook.errors import ModelError
 from tests.magics_kernel import table_rows
@@ -404,3 +404,14 @@ def test_the_sessions_costs_count_collected_answers_at_batch_prices(server):
     job = submit(reviews(20)).wait(poll=0, progress=False)
     total = llm_notebook.prices.session_costs.total()
     assert job.cost.dollars > 0 and total.dollars == job.cost.dollars
+
+
+def test_the_key_is_in_no_repr_of_an_engines_access_or_a_jobs_spec(server):
+    canary = "sk-canary-" + "7f3a9c" * 4
+    model = llm_notebook.get_model("gpt-4o-mini")
+    access = batch_engine.access_for(model, canary, server.openai_url)
+    assert canary in access.request(server.openai_url + "/files").secret  # it is held
+    spec = job_submit.JobSpec(model=model, key=canary, system=None, options={}, attachments=[],
+                              schema=None)
+    for shown in (repr(access), repr(spec), str(access), str(spec)):
+        assert canary not in shown and canary[:12] not in shown
