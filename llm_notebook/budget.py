@@ -27,8 +27,8 @@ from typing import Any
 from .errors import LLMNotebookError
 from .prices import Cost, amount, cost, estimate, format_dollars, session_costs
 
-__all__ = ["Budget", "BudgetError", "BudgetExceeded", "BudgetWarning", "limit", "planned_output_tokens",
-           "request_estimate"]
+__all__ = ["Budget", "BudgetError", "BudgetExceeded", "BudgetWarning", "active_limits", "limit",
+           "planned_output_tokens", "request_estimate"]
 
 #: Options that cap an answer's length, by the names the plugins use.
 OUTPUT_CAPS = ("max_tokens", "max_output_tokens", "max_completion_tokens")
@@ -123,6 +123,12 @@ def limit(max_cost: float) -> Iterator[Budget]:
         yield budget
     finally:
         _limits.reset(token)
+
+
+def active_limits() -> tuple[Budget, ...]:
+    """The `limit()` blocks in force here (this thread or task), outermost first: for work that
+    is not one request, such as a provider batch job, to be checked against them too."""
+    return _limits.get()
 
 
 def bind(response: Any, budget: Budget) -> None:

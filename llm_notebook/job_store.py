@@ -10,6 +10,7 @@ request files and the results live in the job's folder, `batch_jobs/<job id>/`. 
 from __future__ import annotations
 
 import shutil
+from decimal import Decimal, InvalidOperation
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,3 +81,22 @@ def find(job_id: str) -> dict[str, Any]:
     known = ", ".join(r["id"] for r in records()[:5]) or "none yet"
     raise UnknownJobError(f"No batch job {job_id!r} in {jobs_file.path} (newest: {known}); "
                           "llm_notebook.batches() lists them")
+
+
+def uncollected_projection() -> tuple[Decimal, int]:
+    """What the jobs not collected yet were projected to cost (the share of each job's requests
+    not collected), and how many jobs that is: their answers are billed, or will be, but are
+    not in the session's costs until collected, so a budget counts this as spent."""
+    total, jobs = Decimal(0), 0
+    for record in records():
+        parts = [part for part in record.get("parts") or () if isinstance(part, dict)]
+        requests = sum(part.get("requests") or 0 for part in parts)
+        waiting = sum(part.get("requests") or 0 for part in parts if not part.get("collected"))
+        try:
+            projected = Decimal((record.get("estimate") or {}).get("dollars"))
+        except (InvalidOperation, TypeError, ValueError):  # unknown: nothing a budget can count
+            continue
+        if waiting and projected.is_finite():
+            total += projected * waiting / requests
+            jobs += 1
+    return total, jobs

@@ -3,7 +3,10 @@
 Each row's request is built by the model's own request builder; rows the answer cache answers
 are not sent; the others are written to request files on disk as they are made, split where the
 provider's per-batch limits require, and their projected cost (at batch prices) is checked
-against `max_cost` and the session's budget before anything is sent. Then each file is uploaded
+before anything is sent against `max_cost`, the `budget.limit()` blocks in force and the
+session's budget, with what jobs not collected yet were projected to cost counted as spent.
+Each row's output tokens are projected from its `max_tokens`, else from the model's earlier
+answers this session, else as `DEFAULT_OUTPUT_TOKENS` (an estimate the job's cost says it is). Then each file is uploaded
 and started as one provider batch, and the job's record saved after each, so that what the
 provider holds is always reachable again.
 """
@@ -24,7 +27,8 @@ from typing import Any
 from . import cache, job_store
 from .batch_engine import access_for, request_body
 from .batch_spool import LineLog, Spool
-from .budget import BudgetExceeded, BudgetWarning, dollars, planned_output_tokens
+from .budget import (BudgetExceeded, BudgetWarning, active_limits, dollars,
+                     planned_output_tokens)
 from .errors import LLMNotebookError, ModelError
 from .job_answers import AnsweredModel, RowPrompts
 from .prices import Cost, batch_cost, format_dollars, session_costs
@@ -37,6 +41,10 @@ from .tokens import estimate_input_tokens
 CHUNK = 1000
 ROWS_FILE, ANSWERS_FILE, LABELS_FILE = "rows.jsonl", "answers.jsonl", "labels.pkl"
 ATTACHMENTS_FOLDER = "attachments"
+#: Output tokens projected for each row when no `max_tokens` caps its answer and the model has
+#: not answered yet this session: a guess, so that an uncapped job is not projected to cost
+#: nothing for its output.
+DEFAULT_OUTPUT_TOKENS = 256
 
 __all__ = ["BatchUnsupported", "JobSpec", "engine_for", "engine_module", "kind_of",
            "pickled_labels", "read_labels", "submit"]
@@ -109,6 +117,10 @@ def submit(spec: JobSpec, rows: Iterable[tuple[int, str]], *, total: int, labels
         parts = spool.close()
         estimate = batch_cost(spec.model, Usage(counted.input_tokens, counted.output_tokens),
                               estimated=True)
+        if counted.output_guessed and estimate.known:
+            estimate = Cost(estimate.dollars, f"{estimate.source}; output guessed at "
+                            f"{DEFAULT_OUTPUT_TOKENS} tokens a row, as no max_tokens was given "
+                            "and the model has not answered yet this session", True)
         if parts:
             _check_budgets(estimate, spec.max_cost, "Not submitted: this batch job")
     except BaseException:
@@ -137,6 +149,7 @@ class _Counted:
     replayed: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    output_guessed: bool = False
 
 
 def _spool(rows: Iterable[tuple[int, str]], prompts: RowPrompts, spec: JobSpec, engine: Any,
@@ -172,6 +185,8 @@ def _spool(rows: Iterable[tuple[int, str]], prompts: RowPrompts, spec: JobSpec, 
                     counted.input_tokens += estimate_input_tokens(prompt)
                     if per_answer is None:
                         per_answer = planned_output_tokens(prompts.model.answer(prompt))
+                        counted.output_guessed = per_answer == 0
+                        per_answer = per_answer or DEFAULT_OUTPUT_TOKENS
                     counted.output_tokens += per_answer
                 rows_file.append(entry)
     finally:
@@ -215,15 +230,23 @@ def _keep_attachments(attachments: list[Any], folder: Path) -> list[dict[str, An
 
 def _check_budgets(cost: Cost, max_cost: float | None, refused: str) -> None:
     """Refuse (`BudgetExceeded`, starting with `refused`) a job whose projected cost would
-    pass `max_cost` or what is left of the session's budget; a cost that cannot be known is
-    let through with a warning, as a request's is."""
+    pass `max_cost`, a `budget.limit()` block in force or what is left of the session's budget
+    (the blocks and the session count the jobs not collected yet as spent); a cost that cannot
+    be known is let through with a warning, as a request's is."""
     limits = []
     if max_cost is not None:
-        limits.append((dollars(max_cost, "max_cost"), Decimal(0), "its max_cost",
+        limits.append((dollars(max_cost, "max_cost"), Decimal(0), False, "its max_cost",
                        "Give a larger max_cost=."))
+    in_flight, jobs = job_store.uncollected_projection()
+    pending = (f", {format_dollars(in_flight)} projected for {jobs:,} batch job"
+               f"{'s' if jobs != 1 else ''} not collected yet (their .result() collects them)"
+               if jobs else "")
+    for block in active_limits():
+        limits.append((block.limit, block.spent(), True, block.what, block.remedy))
     if settings.budget is not None:
         limits.append((dollars(settings.budget, "llm_notebook.settings.budget"),
-                       session_costs.spent(), "the session's budget (llm_notebook.settings.budget)",
+                       session_costs.spent(), True,
+                       "the session's budget (llm_notebook.settings.budget)",
                        "Raise llm_notebook.settings.budget, or set it to None for no limit."))
     if not limits:
         return
@@ -231,11 +254,11 @@ def _check_budgets(cost: Cost, max_cost: float | None, refused: str) -> None:
         warnings.warn(f"llm_notebook: the budget cannot count this batch job: {cost.source}",
                       BudgetWarning, stacklevel=4)
         return
-    for limit, spent, what, remedy in limits:
-        if spent + cost.dollars > limit:
-            raise BudgetExceeded(f"{refused} (about {cost} at batch prices) would pass {what} of "
-                                 f"{format_dollars(limit)} ({format_dollars(spent)} spent). "
-                                 f"{remedy}")
+    for limit, spent, counts_jobs, what, remedy in limits:
+        if spent + (in_flight if counts_jobs else 0) + cost.dollars > limit:
+            raise BudgetExceeded(f"{refused} (about {cost} at batch prices: {cost.source}) would "
+                                 f"pass {what} of {format_dollars(limit)} ({format_dollars(spent)}"
+                                 f" spent{pending if counts_jobs else ''}). {remedy}")
 
 
 def _send_parts(record: dict[str, Any], parts: list[Any], engine: Any) -> dict[str, Any]:

@@ -415,3 +415,35 @@ def test_the_key_is_in_no_repr_of_an_engines_access_or_a_jobs_spec(server):
                               schema=None)
     for shown in (repr(access), repr(spec), str(access), str(spec)):
         assert canary not in shown and canary[:12] not in shown
+
+
+def test_a_budget_limit_block_in_force_refuses_a_job_before_anything_is_sent(server):
+    with llm_notebook.budget.limit(0.000001):
+        with pytest.raises(BudgetExceeded, match="Not submitted: .* this block's max_cost"):
+            submit(reviews(50), max_tokens=1000)
+    assert server.calls == [] and llm_notebook.batches() == []
+
+
+def test_jobs_not_collected_yet_count_as_spent_until_they_are(server, monkeypatch):
+    first = submit(reviews(50), max_tokens=1000)
+    projected = first.cost
+    assert projected.estimated and projected.dollars > 0
+    monkeypatch.setattr(settings, "budget", float(projected.dollars) * 1.5)
+    with pytest.raises(BudgetExceeded, match="projected for 1 batch job not collected yet"):
+        submit(reviews(50), max_tokens=1000)
+    with llm_notebook.budget.limit(float(projected.dollars) * 1.5):
+        monkeypatch.setattr(settings, "budget", None)
+        with pytest.raises(BudgetExceeded, match="this block's max_cost"):
+            submit(reviews(50), max_tokens=1000)
+        first.result(poll=0, progress=False)  # collected: its short answers cost far less
+        second = submit(reviews(50), max_tokens=1000)
+    assert [job.id for job in llm_notebook.batches()] == [second.id, first.id]
+
+
+def test_an_uncapped_job_projects_a_default_output_and_says_it_is_a_guess(server):
+    llm_notebook.prices.session_costs.reset()  # no earlier answer of the model
+    guessed = submit(reviews(3))
+    capped = submit(reviews(3), max_tokens=job_submit.DEFAULT_OUTPUT_TOKENS)
+    assert guessed.cost.estimated and guessed.cost.dollars == capped.cost.dollars
+    assert "output guessed at 256 tokens a row" in guessed.summary()
+    assert "guessed" not in capped.summary()
