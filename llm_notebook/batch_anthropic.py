@@ -8,11 +8,11 @@ order, each succeeded, errored, canceled or expired.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .batch_engine import NOT_RUN, Access, Outcome, counts_summary
+from .batch_engine import NOT_RUN, Access, InterruptHold, Outcome, counts_summary
 from .batch_http import send
 from .batch_spool import MB, Limits, Part, jsonl_line, read_jsonl
 from .errors import ModelError
@@ -42,13 +42,15 @@ class AnthropicBatches:
     def line(self, custom_id: str, body: dict[str, Any]) -> bytes:
         return jsonl_line({"custom_id": custom_id, "params": body})
 
-    def submit(self, part: Part, *, label: str) -> dict[str, Any]:
-        """Create a batch of `part`'s requests, the body streamed from its file."""
+    def submit(self, part: Part, *, label: str, hold: InterruptHold) -> dict[str, Any]:
+        """Create a batch of `part`'s requests, the body streamed from its file. Interrupts
+        are held (`hold`) from the body's last bytes on, for the caller to save the batch
+        first."""
 
         @contextlib.contextmanager
         def body():
             with open(part.path, "rb") as handle:
-                yield {"content": _framed(handle)}
+                yield {"content": _framed(handle, before_end=hold.start)}
 
         request = self.access.request(self.url)
         request.headers.update({"content-type": "application/json",
@@ -96,8 +98,9 @@ class AnthropicBatches:
                 "expires_at": batch.get("expires_at"), "detail": None}
 
 
-def _framed(handle) -> Iterator[bytes]:
-    """`{"requests":[line,line,...]}` from a file of lines, a piece at a time."""
+def _framed(handle, *, before_end: Callable[[], None]) -> Iterator[bytes]:
+    """`{"requests":[line,line,...]}` from a file of lines, a piece at a time; `before_end()`
+    is called before the closing bytes are given."""
     yield _PREFIX
     first = True
     for raw in handle:
@@ -106,6 +109,7 @@ def _framed(handle) -> Iterator[bytes]:
             continue
         yield line if first else _SEPARATOR + line
         first = False
+    before_end()
     yield _SUFFIX
 
 

@@ -8,6 +8,8 @@ cancelling, then one of the endings completed, failed, expired, cancelled.
 
 from __future__ import annotations
 
+import signal
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +48,33 @@ class Access:
         same = origin(url) == origin(self.base_url)
         return Request(url, body, method=method, headers=dict(self.headers) if same else {},
                        secret=self.secret, model_name=self.model_name, key_hint=self.key_hint)
+
+
+class InterruptHold:
+    """Ctrl-C held from `start()` until `release()`, which raises it then: an engine starts the
+    hold just before the provider creates a batch, and the job's record is saved with the
+    batch's id before the hold is released, so an interrupt can never lose a batch that is
+    billed. Only the main thread receives interrupts; elsewhere it holds nothing."""
+
+    def __init__(self) -> None:
+        self._previous: Any = None
+        self._caught = False
+
+    def start(self) -> None:
+        if self._previous is None and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._catch)
+
+    def _catch(self, number: int, frame: Any) -> None:
+        self._caught = True
+
+    def release(self) -> None:
+        if self._previous is None:
+            return
+        signal.signal(signal.SIGINT, self._previous)
+        self._previous = None
+        if self._caught:
+            self._caught = False
+            raise KeyboardInterrupt
 
 
 def access_for(model: Any, key: str | None, base_url: str) -> Access:

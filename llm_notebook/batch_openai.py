@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .batch_engine import Access, Outcome, counts_summary
+from .batch_engine import Access, InterruptHold, Outcome, counts_summary
 from .batch_http import send
 from .batch_spool import MB, Limits, Part, jsonl_line, read_jsonl
 from .http_errors import server_message
@@ -39,8 +39,9 @@ class OpenAIBatches:
     def line(self, custom_id: str, body: dict[str, Any]) -> bytes:
         return jsonl_line({"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body})
 
-    def submit(self, part: Part, *, label: str) -> dict[str, Any]:
-        """Upload `part` and start a batch of it; the batch's state."""
+    def submit(self, part: Part, *, label: str, hold: InterruptHold) -> dict[str, Any]:
+        """Upload `part` and start a batch of it; the batch's state. Interrupts are held
+        (`hold`) from once the upload is done, for the caller to save the batch first."""
         base = self.access.base_url
 
         @contextlib.contextmanager
@@ -53,6 +54,7 @@ class OpenAIBatches:
                         missing=f"{base} offers no Batch API (it has no /files endpoint): leave "
                                 "out batch=True to run the map here")
         file_id = _field(uploaded, "id", f"{base}/files")
+        hold.start()
         created = send(self.access.request(f"{base}/batches", {
             "input_file_id": file_id, "endpoint": ENDPOINT,
             "completion_window": COMPLETION_WINDOW, "metadata": {"llm_notebook_job": label}}))

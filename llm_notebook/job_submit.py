@@ -25,12 +25,13 @@ from types import ModuleType
 from typing import Any
 
 from . import cache, job_store
-from .batch_engine import access_for, request_body
+from .batch_engine import InterruptHold, access_for, request_body
 from .batch_spool import LineLog, Spool
 from .budget import (BudgetExceeded, BudgetWarning, active_limits, dollars,
                      planned_output_tokens)
 from .errors import LLMNotebookError, ModelError
 from .job_answers import AnsweredModel, RowPrompts
+from .job_process import this_process
 from .prices import Cost, batch_cost, format_dollars, session_costs
 from .request_key import request_key
 from .responses import Usage, new_id
@@ -128,6 +129,7 @@ def submit(spec: JobSpec, rows: Iterable[tuple[int, str]], *, total: int, labels
         job_store.forget(job_id)
         raise
     record = {"id": job_id, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+              "submitter": this_process(),
               "model": spec.model.model_id, "engine": kind, "base_url": base_url,
               "rows": total, "labels": "pandas" if labels is not None else "list",
               "system": spec.system,
@@ -269,31 +271,44 @@ def _send_parts(record: dict[str, Any], parts: list[Any], engine: Any) -> dict[s
     try:
         for number, part in enumerate(parts, 1):
             try:
-                state = engine.submit(part, label=f"{record['id']}-{number}")
+                record = _send_part(record["id"], number, part, engine)
             except BaseException as exc:
-                if number == 1:
+                record = job_store.find(record["id"])
+                if not any(stored.get("batch_id") for stored in record["parts"]):
                     job_store.forget(record["id"])
                     raise
-                record = _not_submitted(record, number, exc)
+                record = _not_submitted(record, exc)
                 if not isinstance(exc, ModelError):
                     raise
                 warnings.warn(f"llm_notebook: job {record['id']}: {exc}; the batches before it "
                               "run on", RuntimeWarning, stacklevel=4)
                 break
-            record = job_store.change(record["id"], lambda stored, number=number, state=state:
-                                      stored["parts"][number - 1].update(state))
     finally:
         for part in parts:
             part.path.unlink(missing_ok=True)
     return record
 
 
-def _not_submitted(record: dict[str, Any], first: int, exc: BaseException) -> dict[str, Any]:
+def _send_part(job_id: str, number: int, part: Any, engine: Any) -> dict[str, Any]:
+    """Start part `number` and save its batch's state in one step no interrupt can split: the
+    engine holds interrupts from just before the provider creates the batch until it is saved
+    here, so a batch that bills is never lost."""
+    hold = InterruptHold()
+    try:
+        state = engine.submit(part, label=f"{job_id}-{number}", hold=hold)
+        return job_store.change(job_id, lambda stored: stored["parts"][number - 1].update(state))
+    finally:
+        hold.release()
+
+
+def _not_submitted(record: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+    """Every part not started is kept as failed, saying why."""
     reason = f"not submitted: {str(exc) or type(exc).__name__}"
 
     def mark(stored: dict[str, Any]) -> None:
-        for part in stored["parts"][first - 1:]:
-            part.update(status="failed", detail=reason)
+        for part in stored["parts"]:
+            if not part.get("batch_id"):
+                part.update(status="failed", detail=reason)
 
     return job_store.change(record["id"], mark)
 

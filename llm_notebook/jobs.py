@@ -29,6 +29,7 @@ from .batch_engine import ENDINGS, NOT_RUN, access_for
 from .batch_spool import LineLog, read_jsonl
 from .errors import LLMNotebookError, UnknownModelError
 from .job_answers import CHUNK, AnsweredModel, RowPrompts, record
+from .job_process import is_gone
 from .job_submit import (
     ANSWERS_FILE,
     ATTACHMENTS_FOLDER,
@@ -48,6 +49,8 @@ __all__ = ["BatchJob", "BatchPlan", "JobStillRunning", "batch", "batches"]
 
 #: Seconds between two looks at a running job's status, while waiting.
 POLL_SECONDS = 30.0
+#: Why a part the submitting kernel never started has no results.
+SUBMITTER_STOPPED = "not submitted: the kernel submitting it stopped"
 #: Statuses of a job still running, least advanced first.
 _RUNNING = ("unsent", "validating", "in_progress", "finalizing", "cancelling")
 
@@ -190,9 +193,27 @@ class BatchJob(_Summarised):
                 if part["number"] in states])
 
     def refresh(self) -> BatchJob:
-        """Ask the provider how the job's batches stand (nothing is asked once they ended)."""
+        """Ask the provider how the job's batches stand (nothing is asked once they ended); a
+        part the kernel submitting it stopped before starting is failed from then on."""
+        self._fail_parts_never_started()
         self._update_parts(self._engine_object().refresh)
         return self
+
+    def _fail_parts_never_started(self) -> None:
+        def never_started(part: dict[str, Any]) -> bool:
+            return part["status"] == "unsent" and not part.get("batch_id")
+
+        if not any(never_started(part) for part in self._record["parts"]):
+            return
+        if not is_gone(self._record.get("submitter")):
+            return  # still being submitted
+
+        def mark(stored: dict[str, Any]) -> None:
+            for part in stored["parts"]:
+                if never_started(part):
+                    part.update(status="failed", detail=SUBMITTER_STOPPED)
+
+        self._record = job_store.change(self.id, mark)
 
     def cancel(self) -> BatchJob:
         """Ask the provider to stop the job; rows that finished before it stops are kept."""

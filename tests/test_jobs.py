@@ -4,7 +4,13 @@ clock, shuffled results)."""
 
 import _thread
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,6 +21,8 @@ from llm_notebook.budget import BudgetExceeded
 from llm_notebook.errors import ModelError
 from tests.magics_kernel import table_rows
 from tests.support.batch_servers import OPENAI_KEY, batch_server, default_answer  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -447,3 +455,58 @@ def test_an_uncapped_job_projects_a_default_output_and_says_it_is_a_guess(server
     assert guessed.cost.estimated and guessed.cost.dollars == capped.cost.dollars
     assert "output guessed at 256 tokens a row" in guessed.summary()
     assert "guessed" not in capped.summary()
+
+
+def test_rows_of_a_part_whose_submitting_process_was_killed_fail_and_are_retried(server):
+    """A real process killed with kill -9 while the server holds its upload: the part never
+    got a batch id, and never will."""
+    server.hold.add(("POST", "/v1/files"))
+    script = ("import pandas as pd, llm_notebook\n"
+              "llm_notebook.map('Summarise: {review}', pd.DataFrame({'review': ['a', 'b']}), "
+              "model='gpt-4o-mini', batch=True)\n")
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    try:
+        assert server.held.wait(timeout=60), "the child never uploaded"
+        [uploading] = llm_notebook.batches()
+        assert jobs.batch(uploading.id).status == "validating"  # its submitter still runs
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+        server.released.set()
+    [stored] = llm_notebook.batches()
+    assert stored.status == "validating" and stored.batch_ids == []  # as last seen
+    job = jobs.batch(stored.id)
+    assert job.status == "failed" and job.wait(poll=0, progress=False).finished
+    assert set(job.errors.values()) == {
+        "not run: the batch failed (not submitted: the kernel submitting it stopped)"}
+    server.hold.clear()
+    retried = job.retry_failed()
+    assert list(retried.result(poll=0, progress=False)) == ["answer to: Summarise: a",
+                                                           "answer to: Summarise: b"]
+
+
+@pytest.mark.parametrize("model, creating", [("gpt-4o-mini", ("POST", "/v1/batches")),
+                                             ("claude-haiku-4-5",
+                                              ("POST", "/v1/messages/batches"))])
+def test_an_interrupt_while_the_provider_creates_the_batch_never_loses_it(server, model,
+                                                                          creating):
+    server.hold.add(creating)
+    main = threading.main_thread().ident
+
+    def interrupt_once_held():
+        if server.held.wait(timeout=60):
+            signal.pthread_kill(main, signal.SIGINT)
+        server.released.set()
+
+    interrupter = threading.Thread(target=interrupt_once_held)
+    interrupter.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            llm_notebook.map("Summarise: {review}", reviews(3), model=model, batch=True)
+    finally:
+        interrupter.join(timeout=60)
+    [job] = llm_notebook.batches()
+    assert job.batch_ids == list(server.batches)  # the batch the provider made, kept
+    assert list(job.result(poll=0, progress=False)) == [
+        f"answer to: Summarise: review {n}" for n in range(3)]

@@ -118,6 +118,10 @@ class BatchServer:
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, Batch] = {}
         self.calls: list[tuple[str, str, dict[str, str]]] = []  # method, path, headers
+        #: Requests (method, path) held unanswered until `released` is set; `held` is set
+        #: once one has arrived (its body read whole), so a test can act while it is held.
+        self.hold: set[tuple[str, str]] = set()
+        self.held, self.released = threading.Event(), threading.Event()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -356,6 +360,9 @@ class BatchServer:
 
     # -- routing ------------------------------------------------------------------------------
     def route(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
+        if (method, path) in self.hold:
+            self.held.set()
+            self.released.wait(timeout=60)
         with self._lock:
             self.calls.append((method, path, headers))
             if path.startswith("/v1/messages/batches"):
