@@ -21,6 +21,10 @@ from typing import IO, Any
 from .errors import LLMNotebookError
 
 MB = 1024 * 1024
+#: Rows a job handles at a time (made and looked up in the cache; recorded once collected), and
+#: lines its files take between two hand-overs to the OS: small enough to keep memory flat,
+#: large enough that the store's writer and the disk see few, large batches.
+CHUNK = 1000
 
 
 class RequestTooLarge(LLMNotebookError, ValueError):
@@ -151,6 +155,12 @@ class LineLog:
         self._file.write(jsonl_line(value) + b"\n")
         self._unflushed += 1
         if self._unflushed >= self.flush_every:
+            self._file.flush()
+            self._unflushed = 0
+
+    def flush(self) -> None:
+        """Hand what was appended to the OS now."""
+        if self._file is not None:
             self._file.flush()
             self._unflushed = 0
 

@@ -4,8 +4,10 @@ Each row the batch engine answered becomes a finished response of the job's mode
 `AnsweredModel` standing in for it), read by that model's own `read_answer`, so its text,
 reasoning, tool calls and usage come out exactly as from a whole answer over HTTP; finishing it
 puts it in the answer cache (a later `map`, or running the cell again, replays it), the log and
-the session's usage. What each row came to is appended to the job's `answers.jsonl` as it is
-recorded, so a crash while recording loses nothing and records nothing twice.
+the session's usage. What each row came to is appended to the job's `answers.jsonl` a chunk of
+rows at a time, once the store has written that chunk to the log and the cache: so a crash while
+recording loses nothing (a row marked recorded is in both), and what it interrupted is recorded
+again when the job is collected next, so the log may hold those rows (at most one chunk) twice.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from . import cache, store
 from .batch_engine import Outcome
-from .batch_spool import LineLog
+from .batch_spool import CHUNK, LineLog
 from .http import Request
 from .models import Model
 from .responses import Prompt, Response
@@ -71,29 +73,36 @@ class RowPrompts:
                       options=self.options, schema=self.schema)
 
 
-#: Answers recorded between two waits for the store's writer: the log and the cache queue
-#: their rows for one writer thread, which would otherwise fall behind and hold them all.
-CHUNK = 1000
-
-
 def record(outcomes: Iterable[Outcome], prompts: dict[str, str], rows: RowPrompts,
            answers: LineLog) -> None:
-    """Record each outcome not recorded yet."""
+    """Record each outcome not recorded yet, marking them recorded in `answers` a chunk at a
+    time (see the module's note; waiting for the store each chunk also keeps its writer's
+    queue short)."""
     done = {entry["id"] for entry in answers.entries()}
     mode = "off" if cache.current_mode() == "off" else "refresh"
-    recorded = 0
+    chunk: list[dict[str, Any]] = []
     try:
         for outcome in outcomes:
             if outcome.custom_id in done or outcome.custom_id not in prompts:
                 continue
-            entry = _entry(outcome, prompts[outcome.custom_id], rows, mode)
-            answers.append(entry)
+            chunk.append(_entry(outcome, prompts[outcome.custom_id], rows, mode))
             done.add(outcome.custom_id)
-            recorded += 1
-            if recorded % CHUNK == 0:
-                store.flush(store.READ_WAIT)
+            if len(chunk) == CHUNK:
+                _mark_recorded(chunk, answers)
     finally:
+        _mark_recorded(chunk, answers)
         answers.close()
+
+
+def _mark_recorded(chunk: list[dict[str, Any]], answers: LineLog) -> None:
+    """Once the store has written what `chunk`'s rows queued, mark them recorded."""
+    if not chunk:
+        return
+    store.flush()
+    for entry in chunk:
+        answers.append(entry)
+    answers.flush()
+    chunk.clear()
 
 
 def _entry(outcome: Outcome, text: str, rows: RowPrompts, mode: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from typing import Any
 
 from . import cache, job_store
 from .batch_engine import InterruptHold, access_for, request_body
-from .batch_spool import LineLog, Spool
+from .batch_spool import CHUNK, LineLog, Spool
 from .budget import (BudgetExceeded, BudgetWarning, active_limits, dollars,
                      planned_output_tokens)
 from .errors import LLMNotebookError, ModelError
@@ -38,8 +38,6 @@ from .responses import Usage, new_id
 from .settings import settings
 from .tokens import estimate_input_tokens
 
-#: Rows made, looked up in the answer cache and written out at a time.
-CHUNK = 1000
 ROWS_FILE, ANSWERS_FILE, LABELS_FILE = "rows.jsonl", "answers.jsonl", "labels.pkl"
 ATTACHMENTS_FOLDER = "attachments"
 #: Output tokens projected for each row when no `max_tokens` caps its answer and the model has

@@ -26,9 +26,9 @@ from typing import Any
 
 from . import job_store
 from .batch_engine import ENDINGS, NOT_RUN, access_for
-from .batch_spool import LineLog, read_jsonl
+from .batch_spool import CHUNK, LineLog, read_jsonl
 from .errors import LLMNotebookError, UnknownModelError
-from .job_answers import CHUNK, AnsweredModel, RowPrompts, record
+from .job_answers import AnsweredModel, RowPrompts, record
 from .job_process import is_gone
 from .job_submit import (
     ANSWERS_FILE,

@@ -16,7 +16,9 @@ import pandas as pd
 import pytest
 
 import llm_notebook
-from llm_notebook import batch_engine, batch_openai, cache, job_store, job_submit, jobs, settings
+from llm_notebook import (batch_engine, batch_openai, cache, job_answers, job_store, job_submit,
+                          jobs, settings, store)
+from llm_notebook.batch_spool import LineLog
 from llm_notebook.budget import BudgetExceeded
 from llm_notebook.errors import ModelError
 from tests.magics_kernel import table_rows
@@ -510,3 +512,25 @@ def test_an_interrupt_while_the_provider_creates_the_batch_never_loses_it(server
     assert job.batch_ids == list(server.batches)  # the batch the provider made, kept
     assert list(job.result(poll=0, progress=False)) == [
         f"answer to: Summarise: review {n}" for n in range(3)]
+
+
+def test_collected_answers_are_marked_recorded_only_once_the_store_has_written_them(
+        server, monkeypatch):
+    """A crash cannot be timed to land between the store's write and the mark, so the store's
+    flush is watched: each time collecting waits for the store to write a chunk, the job's
+    answers.jsonl (what a crash then would leave marked recorded) holds only earlier chunks."""
+    monkeypatch.setattr(job_answers, "CHUNK", 10)
+    job = submit(reviews(25))
+    marked, flush = [], store.flush
+
+    def watched_flush(timeout=None):
+        marked.append(len(list(LineLog(job.folder / job_submit.ANSWERS_FILE).entries())))
+        return flush(timeout)
+
+    monkeypatch.setattr(store, "flush", watched_flush)
+    job.wait(poll=0, progress=False)
+    assert marked == [0, 10, 20]
+    monkeypatch.setattr(store, "flush", flush)
+    logged = llm_notebook.log.logs(None)
+    assert sorted(row["prompt"] for row in logged) == sorted(
+        f"Summarise: review {n}" for n in range(25))
