@@ -69,9 +69,9 @@ class _Summarised:
         return f"<{type(self).__name__} {self.summary()}>"
 
     def _repr_markdown_(self) -> str:
-        from .markdown import safe_markdown
+        from .markdown import escape_inline
 
-        return safe_markdown(self.summary())
+        return escape_inline(self.summary())  # it holds the provider's words: shown literally
 
 
 class BatchJob(_Summarised):

@@ -534,3 +534,15 @@ def test_collected_answers_are_marked_recorded_only_once_the_store_has_written_t
     logged = llm_notebook.log.logs(None)
     assert sorted(row["prompt"] for row in logged) == sorted(
         f"Summarise: review {n}" for n in range(25))
+
+
+def test_a_jobs_summary_shows_the_providers_words_literally_in_a_notebook(server):
+    from markdown_it import MarkdownIt
+
+    job = submit(reviews(2))
+    hostile = "**in_progress** [see](https://evil.example) <b>x</b>"
+    job_store.change(job.id, lambda stored: stored["parts"][0].update(status=hostile))
+    [listed] = llm_notebook.batches()  # as last seen: the provider's status as it said it
+    shown = MarkdownIt("commonmark").render(listed._repr_markdown_())
+    assert "<strong>" not in shown and "<a " not in shown and "<b>" not in shown
+    assert "**in_progress** [see](https://evil.example) &lt;b&gt;x&lt;/b&gt;" in shown
