@@ -443,8 +443,9 @@ def _why_no_result(part: dict[str, Any] | None) -> str:
 
 class BatchPlan(_Summarised):
     """What `map(..., batch=True, dry_run=True)` projects, sending nothing: a map's plan
-    (rows the cache answers, tokens) priced at batch prices, in as many batches as the
-    provider's limits require."""
+    (rows the cache answers, tokens) priced at batch prices. `batches` is the fewest the
+    provider's request limit allows: the plan does not build the requests, so their bytes
+    (attachments above all) may need more, and the summary says "at least"."""
 
     def __init__(self, plan: Any, model: Any) -> None:
         self.plan = plan
@@ -458,7 +459,7 @@ class BatchPlan(_Summarised):
         plan = self.plan
         counted = "counted" if plan.exact else "estimated"
         output = f" + ~{plan.output_tokens:,} output" if plan.output_tokens else ""
-        batches = f"{self.batches} batch{'es' if self.batches != 1 else ''}"
+        batches = f"at least {self.batches} batch{'es' if self.batches != 1 else ''}"
         return (f"batch job over {plan.rows:,} rows with {plan.model} through {self.engine}: "
                 f"{plan.replayed:,} answered by the cache, {plan.to_send:,} to send in {batches} "
                 f"· ~{plan.input_tokens:,} input tokens ({counted} on a sample of {plan.sampled})"

@@ -167,6 +167,8 @@ def test_rows_are_split_at_the_providers_byte_limit(server, monkeypatch):
     monkeypatch.setattr(batch_openai, "LIMITS",
                         batch_openai.Limits(requests=1000, bytes=2 * line + line // 2))
     server.openai_limits = (1000, 2 * line + line // 2)  # a bigger upload is refused
+    plan = submit(reviews(5), dry_run=True)
+    assert plan.batches == 1 and "to send in at least 1 batch " in plan.summary()
     job = submit(reviews(5)).wait(poll=0, progress=False)
     assert [len(b.requests) for b in server.batches.values()] == [2, 2, 1]
     assert all(len(server.files[b.input_file_id]) <= server.openai_limits[1]
