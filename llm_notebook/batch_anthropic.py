@@ -12,9 +12,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .batch_engine import NOT_RUN, Access, InterruptHold, Outcome, counts_summary
+from .batch_engine import (
+    NOT_RUN,
+    Access,
+    BatchEngine,
+    InterruptHold,
+    Outcome,
+    counts_summary,
+)
 from .batch_http import send
-from .batch_spool import MB, Limits, Part, jsonl_line, read_jsonl
+from .batch_spool import MB, Limits, Part, jsonl_line
 from .errors import ModelError
 from .http_errors import server_message
 
@@ -26,18 +33,12 @@ LIMITS = Limits(requests=100_000, bytes=256 * MB, framing=len(_PREFIX) + len(_SU
 _READ = 1024 * 1024
 
 
-class AnthropicBatches:
+class AnthropicBatches(BatchEngine):
     """The Message Batches endpoints of one Anthropic base URL."""
 
-    name = NAME
-
     def __init__(self, access: Access) -> None:
-        self.access = access
+        super().__init__(access)
         self.url = f"{access.base_url}/v1/messages/batches"
-
-    @property
-    def limits(self) -> Limits:
-        return LIMITS
 
     def line(self, custom_id: str, body: dict[str, Any]) -> bytes:
         return jsonl_line({"custom_id": custom_id, "params": body})
@@ -78,10 +79,8 @@ class AnthropicBatches:
             send(self.access.request(url, method="GET"), save_to=path)
         return [path]
 
-    def outcomes(self, paths: list[Path]) -> Iterator[Outcome]:
-        for path in paths:
-            for line in read_jsonl(path):
-                yield _outcome(line)
+    def outcome(self, line: Any) -> Outcome:
+        return _outcome(line)
 
     def _state(self, batch: Any, url: str, *, cancelled: bool = False) -> dict[str, Any]:
         if not isinstance(batch, dict) or not isinstance(batch.get("id"), str):

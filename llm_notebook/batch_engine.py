@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from .batch_spool import read_jsonl
 from .http import Request, origin
 
 ENDINGS = frozenset({"completed", "failed", "expired", "cancelled"})
@@ -48,6 +51,23 @@ class Access:
         same = origin(url) == origin(self.base_url)
         return Request(url, body, method=method, headers=dict(self.headers) if same else {},
                        secret=self.secret, model_name=self.model_name, key_hint=self.key_hint)
+
+
+class BatchEngine:
+    """What each provider's engine class shares: its access, and its requests' outcomes read
+    from the batch's result files a line at a time (`outcome` reads one line, the provider's
+    way). Its module holds its `NAME` and per-batch `LIMITS`."""
+
+    def __init__(self, access: Access) -> None:
+        self.access = access
+
+    def outcomes(self, paths: list[Path]) -> Iterator[Outcome]:
+        for path in paths:
+            for line in read_jsonl(path):
+                yield self.outcome(line)
+
+    def outcome(self, line: Any) -> Outcome:
+        raise NotImplementedError
 
 
 class InterruptHold:

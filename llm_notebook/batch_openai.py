@@ -8,13 +8,12 @@ matched to the requests by `custom_id`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .batch_engine import Access, InterruptHold, Outcome, counts_summary
+from .batch_engine import BatchEngine, InterruptHold, Outcome, counts_summary
 from .batch_http import send
-from .batch_spool import MB, Limits, Part, jsonl_line, read_jsonl
+from .batch_spool import MB, Limits, Part, jsonl_line
 from .http_errors import server_message
 
 NAME = "OpenAI Batch API"
@@ -24,17 +23,8 @@ ENDPOINT = "/v1/chat/completions"
 COMPLETION_WINDOW = "24h"
 
 
-class OpenAIBatches:
+class OpenAIBatches(BatchEngine):
     """The Files and Batches endpoints of one OpenAI-compatible base URL."""
-
-    name = NAME
-
-    def __init__(self, access: Access) -> None:
-        self.access = access
-
-    @property
-    def limits(self) -> Limits:
-        return LIMITS
 
     def line(self, custom_id: str, body: dict[str, Any]) -> bytes:
         return jsonl_line({"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body})
@@ -82,10 +72,8 @@ class OpenAIBatches:
             paths.append(path)
         return paths
 
-    def outcomes(self, paths: list[Path]) -> Iterator[Outcome]:
-        for path in paths:
-            for line in read_jsonl(path):
-                yield _outcome(line)
+    def outcome(self, line: Any) -> Outcome:
+        return _outcome(line)
 
     def _state(self, batch: Any, url: str) -> dict[str, Any]:
         batch_id, status = _field(batch, "id", url), _field(batch, "status", url)

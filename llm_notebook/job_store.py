@@ -10,8 +10,8 @@ request files and the results live in the job's folder, `batch_jobs/<job id>/`. 
 from __future__ import annotations
 
 import shutil
-from decimal import Decimal, InvalidOperation
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 

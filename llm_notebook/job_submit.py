@@ -6,9 +6,10 @@ provider's per-batch limits require, and their projected cost (at batch prices) 
 before anything is sent against `max_cost`, the `budget.limit()` blocks in force and the
 session's budget, with what jobs not collected yet were projected to cost counted as spent.
 Each row's output tokens are projected from its `max_tokens`, else from the model's earlier
-answers this session, else as `DEFAULT_OUTPUT_TOKENS` (an estimate the job's cost says it is). Then each file is uploaded
-and started as one provider batch, and the job's record saved after each, so that what the
-provider holds is always reachable again.
+answers this session, else as `DEFAULT_OUTPUT_TOKENS` (a guess the job's cost says it is).
+Then each file is uploaded and started as one provider batch, and the job's record saved with
+the batch's id before an interrupt can stop it, so that what the provider holds (and bills) is
+always reachable again.
 """
 
 from __future__ import annotations
@@ -27,8 +28,13 @@ from typing import Any
 from . import cache, job_store
 from .batch_engine import InterruptHold, access_for, request_body
 from .batch_spool import CHUNK, LineLog, Spool
-from .budget import (BudgetExceeded, BudgetWarning, active_limits, dollars,
-                     planned_output_tokens)
+from .budget import (
+    BudgetExceeded,
+    BudgetWarning,
+    active_limits,
+    dollars,
+    planned_output_tokens,
+)
 from .errors import LLMNotebookError, ModelError
 from .job_answers import AnsweredModel, RowPrompts
 from .job_process import this_process
@@ -104,7 +110,7 @@ def submit(spec: JobSpec, rows: Iterable[tuple[int, str]], *, total: int, labels
     engine = engine_for(kind, access_for(spec.model, spec.model.get_key(spec.key), base_url))
     job_id = f"job_{new_id()}"
     where = job_store.folder(job_id, create=True)
-    spool = Spool(where, engine.limits)
+    spool = Spool(where, engine_module(kind).LIMITS)
     try:
         if labels is not None:
             (where / LABELS_FILE).write_bytes(labels)

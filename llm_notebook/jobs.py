@@ -317,7 +317,7 @@ class BatchJob(_Summarised):
             position = int(row["id"][1:])
             if position not in answered:
                 texts[position] = None
-                errors[position] = _why_no_result(parts.get(row["part"]))
+                errors[position] = _why_no_result(parts[row["part"]])
         return texts, errors
 
     def _parent_job(self) -> BatchJob:
@@ -429,9 +429,8 @@ class BatchJob(_Summarised):
 
 
 
-def _why_no_result(part: dict[str, Any] | None) -> str:
-    if part is None:  # the cache mode was "only": its answer was recorded as the reason
-        return "not sent"
+def _why_no_result(part: dict[str, Any]) -> str:
+    """Why a row sent in `part` has no answer (a row not sent has its reason recorded)."""
     status = part["status"]
     if status not in ENDINGS:
         return f"no result yet: the batch is {status}"

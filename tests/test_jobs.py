@@ -16,8 +16,17 @@ import pandas as pd
 import pytest
 
 import llm_notebook
-from llm_notebook import (batch_engine, batch_openai, cache, job_answers, job_store, job_submit,
-                          jobs, settings, store)
+from llm_notebook import (
+    batch_engine,
+    batch_openai,
+    cache,
+    job_answers,
+    job_store,
+    job_submit,
+    jobs,
+    settings,
+    store,
+)
 from llm_notebook.batch_spool import LineLog
 from llm_notebook.budget import BudgetExceeded
 from llm_notebook.errors import ModelError
@@ -430,9 +439,9 @@ def test_the_key_is_in_no_repr_of_an_engines_access_or_a_jobs_spec(server):
 
 
 def test_a_budget_limit_block_in_force_refuses_a_job_before_anything_is_sent(server):
-    with llm_notebook.budget.limit(0.000001):
-        with pytest.raises(BudgetExceeded, match="Not submitted: .* this block's max_cost"):
-            submit(reviews(50), max_tokens=1000)
+    with (llm_notebook.budget.limit(0.000001),
+          pytest.raises(BudgetExceeded, match="Not submitted: .* this block's max_cost")):
+        submit(reviews(50), max_tokens=1000)
     assert server.calls == [] and llm_notebook.batches() == []
 
 
