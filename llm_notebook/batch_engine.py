@@ -81,8 +81,12 @@ class InterruptHold:
         self._caught = False
 
     def start(self) -> None:
-        if self._previous is None and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._catch)
+        if self._previous is not None or threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is not None:  # None: a handler not set from Python, which could not be put back
+            self._previous = previous
+            signal.signal(signal.SIGINT, self._catch)
 
     def _catch(self, number: int, frame: Any) -> None:
         self._caught = True
