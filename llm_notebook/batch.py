@@ -572,13 +572,18 @@ class MapPlan:
         self.exact = bool(counts) and all(count.exact for count in counts)
         per_row_input = sum(c.count for c in counts) / len(counts) if counts else 0
         per_row_output = budgets.planned_output_tokens(sample[0]) if sample else 0
+        #: No cap and no earlier answer of the model: the output is a guess, said to be one.
+        self.output_guessed = bool(sample) and not per_row_output
+        per_row_output = per_row_output or (budgets.GUESSED_OUTPUT_TOKENS if sample else 0)
         self.input_tokens = round(per_row_input * self.to_send)
         self.output_tokens = per_row_output * self.to_send
         self.cost = estimate(batch.model, self.input_tokens, self.output_tokens)
 
     def summary(self) -> str:
         counted = "counted" if self.exact else "estimated"
-        output = (f" + ~{self.output_tokens:,} output" if self.output_tokens else "")
+        guess = (f" (guessed at {budgets.GUESSED_OUTPUT_TOKENS} a row: give max_tokens for a "
+                 "bound)" if self.output_guessed else "")
+        output = (f" + ~{self.output_tokens:,} output{guess}" if self.output_tokens else "")
         unknown = "" if self.cost.known else f" ({self.cost.source})"
         return (f"map over {self.rows:,} rows with {self.model}: {self.replayed:,} answered by the "
                 f"cache, {self.to_send:,} to send · ~{self.input_tokens:,} input tokens ({counted} "

@@ -28,7 +28,7 @@ from .errors import LLMNotebookError
 from .prices import Cost, amount, cost, estimate, format_dollars, session_costs
 
 __all__ = ["Budget", "BudgetError", "BudgetExceeded", "BudgetWarning", "active_limits", "limit",
-           "planned_output_tokens", "request_estimate"]
+           "planned_output_tokens", "request_estimate", "GUESSED_OUTPUT_TOKENS"]
 
 #: Options that cap an answer's length, by the names the plugins use.
 OUTPUT_CAPS = ("max_tokens", "max_output_tokens", "max_completion_tokens")
@@ -147,6 +147,12 @@ def _budgets(response: Any) -> list[Budget]:
         _session.limit = dollars(settings.budget, "llm_notebook.settings.budget")
         found.append(_session)
     return found
+
+
+#: The output tokens a projection of many answers (a map's dry run, a batch job) assumes for a
+#: row with no cap whose model has not answered yet this session: a guess, said to be one, so
+#: that an uncapped job is not projected to cost nothing for its output.
+GUESSED_OUTPUT_TOKENS = 256
 
 
 def planned_output_tokens(response: Any) -> int:

@@ -6,7 +6,7 @@ provider's per-batch limits require, and their projected cost (at batch prices) 
 before anything is sent against `max_cost`, the `budget.limit()` blocks in force and the
 session's budget, with what jobs not collected yet were projected to cost counted as spent.
 Each row's output tokens are projected from its `max_tokens`, else from the model's earlier
-answers this session, else as `DEFAULT_OUTPUT_TOKENS` (a guess the job's cost says it is).
+answers this session, else as `GUESSED_OUTPUT_TOKENS` (a guess the job's cost says it is).
 Then each file is uploaded and started as one provider batch, and the job's record saved with
 the batch's id before an interrupt can stop it, so that what the provider holds (and bills) is
 always reachable again.
@@ -29,6 +29,7 @@ from . import cache, job_store
 from .batch_engine import InterruptHold, access_for, request_body
 from .batch_spool import CHUNK, LineLog, Spool
 from .budget import (
+    GUESSED_OUTPUT_TOKENS,
     BudgetExceeded,
     BudgetWarning,
     active_limits,
@@ -46,10 +47,6 @@ from .tokens import estimate_input_tokens
 
 ROWS_FILE, ANSWERS_FILE, LABELS_FILE = "rows.jsonl", "answers.jsonl", "labels.pkl"
 ATTACHMENTS_FOLDER = "attachments"
-#: Output tokens projected for each row when no `max_tokens` caps its answer and the model has
-#: not answered yet this session: a guess, so that an uncapped job is not projected to cost
-#: nothing for its output.
-DEFAULT_OUTPUT_TOKENS = 256
 
 __all__ = ["BatchUnsupported", "JobSpec", "engine_for", "engine_module", "kind_of",
            "pickled_labels", "read_labels", "submit"]
@@ -124,7 +121,7 @@ def submit(spec: JobSpec, rows: Iterable[tuple[int, str]], *, total: int, labels
                               estimated=True)
         if counted.output_guessed and estimate.known:
             estimate = Cost(estimate.dollars, f"{estimate.source}; output guessed at "
-                            f"{DEFAULT_OUTPUT_TOKENS} tokens a row, as no max_tokens was given "
+                            f"{GUESSED_OUTPUT_TOKENS} tokens a row, as no max_tokens was given "
                             "and the model has not answered yet this session", True)
         if parts:
             _check_budgets(estimate, spec.max_cost, "Not submitted: this batch job")
@@ -192,7 +189,7 @@ def _spool(rows: Iterable[tuple[int, str]], prompts: RowPrompts, spec: JobSpec, 
                     if per_answer is None:
                         per_answer = planned_output_tokens(prompts.model.answer(prompt))
                         counted.output_guessed = per_answer == 0
-                        per_answer = per_answer or DEFAULT_OUTPUT_TOKENS
+                        per_answer = per_answer or GUESSED_OUTPUT_TOKENS
                     counted.output_tokens += per_answer
                 rows_file.append(entry)
     finally:

@@ -217,3 +217,16 @@ def test_a_bad_max_cost_fails_before_any_request(slow_priced, monkeypatch):
     assert str(raised.value) == ("llm_notebook.settings.budget must be dollars, a number of 0 or "
                                  "more (got 'lots')")
     assert slow_priced.requests == 0
+
+
+def test_a_dry_run_with_no_cap_guesses_the_output_and_says_so(monkeypatch):
+    """Before the model has answered, an uncapped map is not projected to cost nothing for its
+    output; a cap makes the projection a bound."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-dry-run-0123456789")
+    rows = [f"row {i}" for i in range(10)]
+    guessed = llm_notebook.map("{}", rows, model="gpt-4o-mini", dry_run=True)
+    assert guessed.output_tokens == 10 * budget.GUESSED_OUTPUT_TOKENS
+    assert f"guessed at {budget.GUESSED_OUTPUT_TOKENS} a row" in guessed.summary()
+    capped = llm_notebook.map("{}", rows, model="gpt-4o-mini", dry_run=True, max_tokens=20)
+    assert capped.output_tokens == 200 and "guessed" not in capped.summary()
+    assert capped.cost.dollars < guessed.cost.dollars

@@ -464,7 +464,7 @@ def test_jobs_not_collected_yet_count_as_spent_until_they_are(server, monkeypatc
 def test_an_uncapped_job_projects_a_default_output_and_says_it_is_a_guess(server):
     llm_notebook.prices.session_costs.reset()  # no earlier answer of the model
     guessed = submit(reviews(3))
-    capped = submit(reviews(3), max_tokens=job_submit.DEFAULT_OUTPUT_TOKENS)
+    capped = submit(reviews(3), max_tokens=llm_notebook.budget.GUESSED_OUTPUT_TOKENS)
     assert guessed.cost.estimated and guessed.cost.dollars == capped.cost.dollars
     assert "output guessed at 256 tokens a row" in guessed.summary()
     assert "guessed" not in capped.summary()
