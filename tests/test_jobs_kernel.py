@@ -37,6 +37,13 @@ def restart(notebook: KernelNotebook) -> None:
             await restarting
 
         run_sync(wait)()
+    run_sync(notebook.client.kc.wait_for_ready)(timeout=60)
+    # the restarted kernel's output channel reconnects a moment after it answers: until a cell's
+    # print comes back, outputs can be lost (bounded: each try waits for nbclient's timeout)
+    for _ in range(30):
+        if "ready" in notebook.run("print('ready')").stream():
+            return
+    raise AssertionError("the restarted kernel's output never came back")
 
 
 def shown(run) -> str:
