@@ -8,17 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.server_process import start_module_server
+
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = 100_000
 MOST_MB = 200
 
 
 def test_a_100000_row_job_stays_within_200_mb_of_kernel_memory(tmp_path):
-    server = subprocess.Popen([sys.executable, "-m", "tests.support.batch_servers",
-                               "--per-poll", "100000", "--rate", "1000000"],
-                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    server, base_url = start_module_server("tests.support.batch_servers", "--per-poll", "100000",
+                                           "--rate", "1000000")
     try:
-        base_url = server.stdout.readline().strip()
         measured = subprocess.run(
             [sys.executable, "-m", "tests.support.batch_job_memory", base_url, str(ROWS)],
             cwd=ROOT, capture_output=True, text=True, timeout=600,

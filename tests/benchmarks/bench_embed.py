@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,12 +29,6 @@ DELAY = 0.05
 CONCURRENCY = 4
 ROUNDS = 5
 OFFLINE_TEXTS = 5_000
-
-
-def start_server(delay: float) -> tuple[subprocess.Popen, str]:
-    server = subprocess.Popen([sys.executable, "-m", "tests.support.fake_embeddings", "--delay",
-                               str(delay)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    return server, server.stdout.readline().strip()
 
 
 def timed(run) -> float:
@@ -124,7 +117,9 @@ def bench_offline() -> None:
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
-    server, url = start_server(DELAY)
+    from tests.support.server_process import start_module_server
+
+    server, url = start_module_server("tests.support.fake_embeddings", "--delay", str(DELAY))
     try:
         bench_server(url)
         bench_offline()

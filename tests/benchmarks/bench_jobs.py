@@ -19,7 +19,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
 TARGET_MB = 200
+
+from tests.support.server_process import start_module_server  # noqa: E402
 
 
 def measure(base_url: str, rows: int, *extra: str) -> dict:
@@ -34,11 +37,9 @@ def measure(base_url: str, rows: int, *extra: str) -> dict:
 
 def main() -> None:
     rows = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    server = subprocess.Popen([sys.executable, "-m", "tests.support.batch_servers",
-                               "--per-poll", "100000", "--rate", "1000000"],
-                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    server, base_url = start_module_server("tests.support.batch_servers", "--per-poll", "100000",
+                                           "--rate", "1000000")
     try:
-        base_url = server.stdout.readline().strip()
         floor = measure(base_url, rows, "--naive")
         job = measure(base_url, rows)
     finally:

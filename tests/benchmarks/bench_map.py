@@ -17,7 +17,6 @@ import asyncio
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,12 +27,6 @@ PROMPTS = 200
 CONCURRENCY = 20
 DELAY = 0.1
 LATENCY_SAMPLES = 50
-
-
-def start_server(delay: float) -> tuple[subprocess.Popen, str]:
-    server = subprocess.Popen([sys.executable, "-m", "tests.support.slow_server", "--delay",
-                               str(delay)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    return server, server.stdout.readline().strip()
 
 
 ROUNDS = 5
@@ -150,8 +143,10 @@ def bench_first_token(url: str) -> tuple[float, float]:
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
-    slow, slow_url = start_server(DELAY)
-    fast, fast_url = start_server(0.0)
+    from tests.support.server_process import start_module_server
+
+    slow, slow_url = start_module_server("tests.support.slow_server", "--delay", str(DELAY))
+    fast, fast_url = start_module_server("tests.support.slow_server", "--delay", "0.0")
     try:
         bench_map(slow_url)
         direct, through = bench_first_token(fast_url)

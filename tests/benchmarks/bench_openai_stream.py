@@ -17,7 +17,6 @@ import gc
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,16 +26,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.fake_llm_server import bench_words  # noqa: E402
+from tests.support.server_process import start_module_server  # noqa: E402
 
 MODEL = "bench-model"
 KEY = "sk-bench-not-a-real-key"
-
-
-def start_server(chunks: int) -> tuple[subprocess.Popen, str]:
-    """The fake server in its own process, so it never competes with the client for the GIL."""
-    process = subprocess.Popen([sys.executable, "-m", "tests.support.fake_llm_server",
-                                "--chunks", str(chunks)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    return process, process.stdout.readline().strip()
 
 
 def plain_reader(base_url: str):
@@ -108,7 +101,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("LLM_NOTEBOOK_USER_PATH", tempfile.mkdtemp(prefix="llm-notebook-bench-"))
     expected = "".join(bench_words(args.chunks))
-    process, base_url = start_server(args.chunks)
+    process, base_url = start_module_server("tests.support.fake_llm_server", "--chunks",
+                                            str(args.chunks))
     try:
         contenders = {
             PLAIN: plain_reader(base_url),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,14 +26,6 @@ CONCURRENCY = 20
 SCHEMA = "n int, ok bool"
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
-    """The slow server with no delay: it answers "w0 w1 w2 w3 " and the prompt's last 20
-    characters, which here end in a JSON object."""
-    server = subprocess.Popen([sys.executable, "-m", "tests.support.slow_server", "--delay", "0"],
-                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    return server, server.stdout.readline().strip()
-
-
 def main() -> None:
     os.environ["LLM_NOTEBOOK_USER_PATH"] = tempfile.mkdtemp()  # the log goes there, not home
     os.environ["LLM_NOTEBOOK_CACHE"] = "off"  # every round asks the server
@@ -43,7 +34,11 @@ def main() -> None:
 
     import llm_notebook
 
-    server, url = start_server()
+    from tests.support.server_process import start_module_server
+
+    # the slow server with no delay: it answers "w0 w1 w2 w3 " and the prompt's last 20
+    # characters, which here end in a JSON object
+    server, url = start_module_server("tests.support.slow_server", "--delay", "0")
     try:
         [model_id] = llm_notebook.add_openai_endpoint(url, name="bench", models=["slow"])
         rows = pd.DataFrame({"answer": [f'{{"n":{i},"ok":{"true" if i % 2 else "false"}}}'

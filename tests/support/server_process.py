@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -20,3 +24,11 @@ def log_tail(log_path: Path, lines: int = 40) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def start_module_server(module: str, *arguments: str) -> tuple[subprocess.Popen, str]:
+    """`python -m module arguments` from the repository, in a process of its own (so it never
+    competes with the client it serves for the GIL), and the first line it prints: its URL."""
+    server = subprocess.Popen([sys.executable, "-m", module, *arguments], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    return server, server.stdout.readline().strip()
